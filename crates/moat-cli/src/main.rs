@@ -1,0 +1,109 @@
+//! The `moat` command: runs model-written Python and JavaScript inside a
+//! WebAssembly sandbox.
+
+mod exit;
+mod run;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use moat_runtime::{ComponentCache, RuntimeConfig};
+
+/// Run model-written Python and JavaScript in a WebAssembly sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "moat", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where moat finds its guests and keeps compiled ones.
+#[derive(Debug, clap::Args)]
+struct EngineArgs {
+    /// Directory holding python.wasm and javascript.wasm [default: `guests`
+    /// beside the moat binary, or `target/guests` in a source checkout]
+    #[arg(long, global = true, env = "MOAT_GUEST_DIR", value_name = "DIR")]
+    guest_dir: Option<PathBuf>,
+
+    /// Directory for compiled guests [default: the platform cache directory,
+    /// such as ~/.cache/moat/compiled]
+    #[arg(long, global = true, env = "MOAT_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the guests on every start instead of caching them
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one script in a fresh sandbox and print its output
+    Run(run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.use_stderr() {
+                true => ExitCode::from(exit::MOAT_ERROR),
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Command::Run(args) => run::run(&cli.engine, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("moat: error: {error:#}");
+            ExitCode::from(exit::MOAT_ERROR)
+        }
+    }
+}
+
+impl EngineArgs {
+    /// The runtime configuration these flags describe.
+    fn runtime_config(&self) -> RuntimeConfig {
+        let guest_dir = self.guest_dir.clone().unwrap_or_else(default_guest_dir);
+        let cache = match self.no_cache {
+            true => None,
+            false => self
+                .cache_dir
+                .clone()
+                .or_else(|| dirs::cache_dir().map(|dir| dir.join("moat").join("compiled")))
+                .map(ComponentCache::new),
+        };
+        RuntimeConfig { guest_dir, cache, fuel_metering: true }
+    }
+}
+
+/// `guests` beside the binary when it exists (an installed moat), else
+/// `../guests` (the binary in `target/debug` of a source checkout).
+fn default_guest_dir() -> PathBuf {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let beside = exe_dir.join("guests");
+    if beside.is_dir() {
+        return beside;
+    }
+    exe_dir.join("..").join("guests")
+}

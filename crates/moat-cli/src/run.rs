@@ -1,0 +1,230 @@
+//! `moat run`: one script, one fresh sandbox, output on the terminal.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use moat_runtime::{
+    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES,
+    DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox,
+};
+use serde::Serialize;
+
+use crate::exit;
+use crate::units::{parse_bytes, parse_count, parse_duration};
+use crate::EngineArgs;
+
+/// Arguments of `moat run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct RunArgs {
+    /// Script to run (.py or .js), or - to read it from standard input
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Language of the script; required with -, otherwise taken from the
+    /// file's extension
+    #[arg(long, value_name = "LANG")]
+    lang: Option<Language>,
+
+    /// Print one JSON object with the whole result instead of the output
+    #[arg(long)]
+    json: bool,
+
+    /// Wall-clock limit, such as 30s or 500ms
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
+          default_value = DEFAULT_TIMEOUT_TEXT)]
+    timeout: Duration,
+
+    /// Instructions the guest may execute
+    #[arg(long, value_name = "N", value_parser = parse_count, default_value_t = DEFAULT_FUEL)]
+    fuel: u64,
+
+    /// Linear memory limit, such as 256MiB
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
+          default_value_t = DEFAULT_MEMORY_BYTES)]
+    memory: u64,
+
+    /// Bytes of stdout kept before the run is stopped, such as 64KiB
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
+          default_value_t = DEFAULT_STDOUT_BYTES)]
+    max_stdout: u64,
+
+    /// Bytes of stderr kept before the run is stopped
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
+          default_value_t = DEFAULT_STDERR_BYTES)]
+    max_stderr: u64,
+
+    /// Host directory to use as /workspace instead of a fresh empty one;
+    /// files the script writes there stay after the run
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+
+    /// Grant a host directory: HOST:GUEST, or HOST:GUEST:ro for read-only
+    /// (repeatable), such as --dir ./data:/data:ro
+    #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = DirGrant::parse)]
+    dirs: Vec<DirGrant>,
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0-120  the script's own status (0 ok, 1 uncaught exception or trap, n from exit(n))
+  121    output_truncated: stdout or stderr passed its cap
+  122    memory_limit: the script asked for more memory than --memory
+  123    fuel_exhausted: the script executed more than --fuel instructions
+  124    timeout: the script ran longer than --timeout
+  125    moat itself failed: bad arguments, unreadable file, missing guest";
+
+/// `DEFAULT_TIMEOUT` as the command line spells it.
+const DEFAULT_TIMEOUT_TEXT: &str = "30s";
+
+/// The JSON form of a run, for `--json`.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    language: Language,
+    file: String,
+    guest_hash: String,
+    #[serde(flatten)]
+    report: &'a RunReport,
+    limits: Limits,
+}
+
+pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (code, language, filename) = read_script(&args.file, args.lang)?;
+    let limits = Limits {
+        timeout: args.timeout,
+        fuel: args.fuel,
+        memory_bytes: args.memory,
+        stdout_bytes: args.max_stdout,
+        stderr_bytes: args.max_stderr,
+    };
+    limits.validate()?;
+
+    // The scratch directory lives until this function returns.
+    let scratch;
+    let workspace = match &args.workspace {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix("moat-workspace-")
+                .tempdir()
+                .context("failed to create a scratch workspace directory")?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let files = FileAccess { workspace, grants: args.dirs.clone() };
+
+    let runtime_config = engine.runtime_config();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("failed to start the async runtime")?;
+
+    let report = tokio.block_on(async {
+        let runtime = Runtime::new(runtime_config)?;
+        let mut sandbox = Sandbox::new(&runtime, language, &files, Vec::new())?;
+        let report = sandbox.run(&code, &filename, &limits).await?;
+        anyhow::Ok((report, sandbox.guest_hash()))
+    });
+    let (report, guest_hash) = report?;
+
+    if args.json {
+        let json = JsonReport {
+            language,
+            file: args.file.display().to_string(),
+            guest_hash,
+            report: &report,
+            limits,
+        };
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &json).context("failed to write the JSON report")?;
+        writeln!(stdout).context("failed to write the JSON report")?;
+    } else {
+        print_plain(&report)?;
+    }
+    Ok(ExitCode::from(exit::for_report(&report)))
+}
+
+/// Reads the script and works out its language and display name.
+fn read_script(path: &Path, lang: Option<Language>) -> anyhow::Result<(String, Language, String)> {
+    let from_stdin = path.as_os_str() == "-";
+    let language = match (lang, from_stdin) {
+        (Some(language), _) => language,
+        (None, true) => bail!("reading the script from standard input needs --lang python or --lang javascript"),
+        (None, false) => {
+            let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            match Language::from_extension(extension) {
+                Some(language) => language,
+                None => bail!(
+                    "cannot tell the language of {}: the extension {:?} is not .py or .js; \
+                     pass --lang python or --lang javascript",
+                    path.display(),
+                    extension
+                ),
+            }
+        }
+    };
+
+    let mut bytes = Vec::new();
+    if from_stdin {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("failed to read the script from standard input")?;
+    } else {
+        bytes = std::fs::read(path).with_context(|| format!("failed to read script {}", path.display()))?;
+    }
+    let code = String::from_utf8(bytes).map_err(|error| {
+        anyhow::anyhow!(
+            "script {} is not valid UTF-8 (invalid byte at offset {}): moat runs source text only",
+            path.display(),
+            error.utf8_error().valid_up_to()
+        )
+    })?;
+
+    let filename = match from_stdin {
+        true => "<stdin>".to_owned(),
+        false => path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string()),
+    };
+    Ok((code, language, filename))
+}
+
+/// Prints the guest's output as a script's own output would appear, then
+/// the traceback or the limit that ended it.
+fn print_plain(report: &RunReport) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&report.stdout).context("failed to write the script's stdout")?;
+    stdout.flush().context("failed to write the script's stdout")?;
+
+    let mut stderr = std::io::stderr().lock();
+    stderr.write_all(&report.stderr).context("failed to write the script's stderr")?;
+    if let Some(error) = &report.error {
+        let text = match error.stack.is_empty() {
+            true => format!("{}: {}\n", error.name, error.message),
+            false => error.stack.clone(),
+        };
+        stderr.write_all(text.as_bytes()).context("failed to write the script's error")?;
+        if !text.ends_with('\n') {
+            writeln!(stderr).context("failed to write the script's error")?;
+        }
+    }
+    if let Some(message) = &report.limit_message {
+        writeln!(stderr, "moat: {}: {message}", report.outcome.name())
+            .context("failed to write the limit message")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timeout_text_matches_runtime_default() {
+        assert_eq!(parse_duration(DEFAULT_TIMEOUT_TEXT), Ok(moat_runtime::DEFAULT_TIMEOUT));
+    }
+}
