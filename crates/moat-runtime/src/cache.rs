@@ -100,7 +100,7 @@ impl ComponentCache {
 
     fn store(&self, path: &Path, component: &Component) -> wasmtime::Result<()> {
         let payload = component.serialize()?;
-        let hash = blake3::hash(&payload);
+        let hash = hash_parallel(&payload);
 
         fs::create_dir_all(&self.dir)?;
         // Write to a temporary file in the same directory and rename it into
@@ -111,7 +111,37 @@ impl ComponentCache {
         file.write_all(&payload)?;
         file.as_file().sync_all()?;
         file.persist(path)?;
+
+        self.prune_other_entries(path);
         Ok(())
+    }
+
+    /// Deletes entries of the same guest name other than `keep`: they belong
+    /// to earlier builds of the guest or of moat, and each is tens of
+    /// megabytes. Two moat versions sharing one cache directory therefore
+    /// recompile in turn instead of growing the directory without bound.
+    fn prune_other_entries(&self, keep: &Path) {
+        let Some(prefix) = keep
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.split_once('-').map(|(guest, _)| format!("{guest}-")))
+        else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path != keep && name.starts_with(&prefix) && name.ends_with(".cwasm") {
+                match fs::remove_file(&path) {
+                    Ok(()) => tracing::debug!(path = %path.display(), "deleted an old cache entry"),
+                    Err(error) => tracing::warn!(path = %path.display(), %error, "failed to delete an old cache entry"),
+                }
+            }
+        }
     }
 }
 
@@ -121,10 +151,18 @@ fn load_entry(engine: &Engine, entry: &[u8]) -> Result<Component, String> {
         return Err("not a moat cache entry".into());
     }
     let (expected, payload) = entry[MAGIC.len()..].split_at(blake3::OUT_LEN);
-    if blake3::hash(payload).as_bytes() != expected {
+    if hash_parallel(payload).as_bytes() != expected {
         return Err("payload does not match its hash".into());
     }
     deserialize(engine, payload).map_err(|error| format!("{error:#}"))
+}
+
+/// BLAKE3 of `bytes`, spread over all cores: entries and guests are tens of
+/// megabytes, and hashing them is on the start-up path of every process.
+pub(crate) fn hash_parallel(bytes: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(bytes);
+    hasher.finalize()
 }
 
 #[allow(unsafe_code)]

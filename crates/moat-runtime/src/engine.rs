@@ -154,6 +154,7 @@ impl Runtime {
     }
 
     fn compile(&self, language: Language, path: &Path) -> Result<(Guest, CacheStatus), RuntimeError> {
+        let started = std::time::Instant::now();
         let wasm = match std::fs::read(path) {
             Ok(wasm) => wasm,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -165,7 +166,7 @@ impl Runtime {
             }
             Err(source) => return Err(RuntimeError::ReadGuest { path: path.to_path_buf(), source }),
         };
-        let hash = blake3::hash(&wasm);
+        let hash = crate::cache::hash_parallel(&wasm);
 
         let (component, status) = match &self.config.cache {
             Some(cache) => cache.load_or_compile(&self.engine, language.name(), &wasm, &hash)?,
@@ -176,7 +177,12 @@ impl Runtime {
                 (component, CacheStatus::Disabled)
             }
         };
-        tracing::debug!(language = language.name(), cache = ?status, "guest loaded");
+        tracing::debug!(
+            language = language.name(),
+            cache = ?status,
+            elapsed_ms = started.elapsed().as_millis(),
+            "guest loaded"
+        );
 
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| {
             RuntimeError::wasmtime(format!("link the {} guest", language.name()), error)
