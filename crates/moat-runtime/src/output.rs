@@ -5,6 +5,7 @@
 //! [`OutputLimitExceeded`], so output without bound ends the run instead of
 //! filling the host's memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -31,12 +32,12 @@ struct Captured {
     truncated: bool,
 }
 
-/// One captured output stream. Clones share the same buffer, so the host
-/// keeps a handle while the WASI context owns another.
+/// One captured output stream. Clones share the same buffer and cap, so the
+/// host keeps a handle while the WASI context owns another.
 #[derive(Debug, Clone)]
 pub struct CappedPipe {
     name: &'static str,
-    limit: u64,
+    limit: Arc<AtomicU64>,
     captured: Arc<Mutex<Captured>>,
 }
 
@@ -44,12 +45,17 @@ impl CappedPipe {
     /// Creates an empty pipe named `name` (for messages) that keeps at most
     /// `limit` bytes.
     pub fn new(name: &'static str, limit: u64) -> Self {
-        CappedPipe { name, limit, captured: Arc::default() }
+        CappedPipe { name, limit: Arc::new(AtomicU64::new(limit)), captured: Arc::default() }
     }
 
-    /// Changes the cap for the writes that follow.
-    pub fn set_limit(&mut self, limit: u64) {
-        self.limit = limit;
+    /// Changes the cap, for this handle and every clone, for the writes
+    /// that follow.
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
     }
 
     /// Removes and returns what was captured so far, and whether a write was
@@ -62,7 +68,7 @@ impl CappedPipe {
 
     fn append(&self, bytes: &[u8]) -> StreamResult<()> {
         let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
-        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.limit()).unwrap_or(usize::MAX);
         let room = limit.saturating_sub(captured.bytes.len());
 
         if bytes.len() <= room {
@@ -74,7 +80,7 @@ impl CappedPipe {
         captured.truncated = true;
         Err(StreamError::Trap(wasmtime::Error::new(OutputLimitExceeded {
             stream: self.name,
-            limit: self.limit,
+            limit: self.limit(),
         })))
     }
 }
@@ -128,7 +134,7 @@ impl tokio::io::AsyncWrite for AsyncCappedPipe {
             Ok(()) => Ok(buf.len()),
             Err(_) => Err(std::io::Error::other(OutputLimitExceeded {
                 stream: self.0.name,
-                limit: self.0.limit,
+                limit: self.0.limit(),
             })),
         };
         std::task::Poll::Ready(result)
@@ -169,6 +175,15 @@ mod tests {
         };
         assert_eq!(trap.to_string(), "stdout passed its limit of 4 bytes");
         assert_eq!(pipe.take(), (b"abcd".to_vec(), true));
+    }
+
+    #[test]
+    fn set_limit_applies_to_clones() {
+        let pipe = CappedPipe::new("stdout", 100);
+        let clone = pipe.clone();
+        pipe.set_limit(2);
+        assert!(clone.append(b"abc").is_err());
+        assert_eq!(pipe.take(), (b"ab".to_vec(), true));
     }
 
     #[test]
