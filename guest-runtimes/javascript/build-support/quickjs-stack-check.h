@@ -8,10 +8,10 @@
  * a catchable RangeError. This header includes every libc header QuickJS
  * uses while `__wasi__` is still defined (WASI libc's <wasi/api.h> requires
  * it), then undefines it. The include guards make QuickJS's own includes of
- * these headers no-ops, and QuickJS's remaining `__wasi__` branches fall back
- * to code that EMSCRIPTEN, which rquickjs-sys defines for WASI, already
- * selects; the one difference is that `malloc_usable_size` reports 0, which
- * only affects QuickJS's memory statistics.
+ * these headers no-ops. QuickJS's other `__wasi__` branches fall back to code
+ * that EMSCRIPTEN (defined by rquickjs-sys for WASI) already selects. The one
+ * difference is that `malloc_usable_size` reports 0, which only affects
+ * QuickJS's memory statistics.
  */
 #ifndef MOAT_QUICKJS_STACK_CHECK_H
 #define MOAT_QUICKJS_STACK_CHECK_H

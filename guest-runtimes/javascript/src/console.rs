@@ -7,7 +7,7 @@ use rquickjs::{Ctx, Function, Object};
 const STDOUT: i32 = 1;
 const STDERR: i32 = 2;
 
-/// Adds `write(fd, text)` to the native object. The text already holds its
+/// Adds `write(fd, text)` to the native object. The text already contains its
 /// trailing newline, so each console call is one write.
 pub fn register<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
     native.set("write", Function::new(ctx.clone(), write)?)?;
@@ -25,8 +25,8 @@ fn write(ctx: Ctx<'_>, fd: i32, text: String) -> rquickjs::Result<()> {
             ));
         }
     };
-    // The host closes or caps the streams; a failed write is not the
-    // code's error, so it is dropped like writes to a closed pipe in Node.
+    // A failed write is not the code's error, because the host closes or
+    // caps the streams. Node also drops writes to a closed pipe.
     let _ = result;
     Ok(())
 }

@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
-use rquickjs::{
-    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value,
-};
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
 use crate::errors::{self, Formatter};
 use crate::moat::sandbox::types::GuestError;
@@ -21,7 +19,7 @@ use crate::{RunOutcome, console, fs, process, text, timers};
 /// exceeded`. The linker gives the guest a larger stack (see
 /// `.cargo/config.toml`), so the remainder is left for the Rust and C frames
 /// that run beneath a cell and for building the error.
-const MAX_JS_STACK_SIZE: usize = 3 * 1024 * 1024;
+const MAX_JS_STACK_SIZE: usize = 1024 * 1024;
 
 /// File name shown in stack frames of the start-up scripts.
 const PRELUDE_FILENAME: &str = "node:internal";
@@ -54,7 +52,7 @@ enum Awaited {
     Completion(Persistent<Promise<'static>>),
 }
 
-/// How the event loop ended before the outcome is assembled.
+/// Reason the event loop ended, before the outcome is assembled.
 enum Stop {
     /// No work is left.
     Idle,
@@ -67,10 +65,11 @@ enum Stop {
 impl Engine {
     /// Creates the runtime and context and installs the Node-like globals.
     pub fn new() -> Result<Self, String> {
-        let runtime = Runtime::new().map_err(|error| format!("failed to create runtime: {error}"))?;
+        let runtime =
+            Runtime::new().map_err(|error| format!("failed to create runtime: {error}"))?;
         runtime.set_max_stack_size(MAX_JS_STACK_SIZE);
-        let context =
-            Context::full(&runtime).map_err(|error| format!("failed to create context: {error}"))?;
+        let context = Context::full(&runtime)
+            .map_err(|error| format!("failed to create context: {error}"))?;
         let shared = Rc::new(Shared::default());
 
         let tracker_state = Rc::clone(&shared);
@@ -331,9 +330,12 @@ impl Engine {
 }
 
 /// Returns the completion value of a cell. With top-level `await`, QuickJS
-/// resolves the cell's promise to an object whose `value` property holds it.
+/// resolves the cell's promise to an object whose `value` property contains it.
 fn completion_value<'js>(promise: &Promise<'js>, resolved: Value<'js>) -> Value<'js> {
-    match resolved.as_object().map(|object| object.get::<_, Value>("value")) {
+    match resolved
+        .as_object()
+        .map(|object| object.get::<_, Value>("value"))
+    {
         Some(Ok(value)) => value,
         _ => Value::new_undefined(promise.ctx().clone()),
     }
@@ -369,7 +371,10 @@ fn track_rejection<'js>(
             Err(_) => false,
         });
     } else {
-        rejections.push((Persistent::save(ctx, promise), Persistent::save(ctx, reason)));
+        rejections.push((
+            Persistent::save(ctx, promise),
+            Persistent::save(ctx, reason),
+        ));
     }
 }
 
@@ -409,7 +414,7 @@ fn promise_state<'js>(ctx: Ctx<'js>, promise: Promise<'js>) -> rquickjs::Result<
     let result = match promise.result::<Value>() {
         None => Value::new_undefined(ctx.clone()),
         Some(Ok(value)) => value,
-        // `result` throws the reason of a rejected promise; take it back.
+        // `result` throws the reason of a rejected promise, so take it back.
         Some(Err(_)) => ctx.catch(),
     };
     let name = rquickjs::String::from_str(ctx, name)?.into_value();

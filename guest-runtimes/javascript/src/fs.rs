@@ -73,7 +73,8 @@ fn exists(path: String) -> bool {
 }
 
 fn read_dir(ctx: Ctx<'_>, path: String) -> rquickjs::Result<Vec<String>> {
-    let entries = fs::read_dir(resolve(&path)).map_err(|error| throw(&ctx, &error, "scandir", &path))?;
+    let entries =
+        fs::read_dir(resolve(&path)).map_err(|error| throw(&ctx, &error, "scandir", &path))?;
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|error| throw(&ctx, &error, "scandir", &path))?;
@@ -127,7 +128,10 @@ fn stat<'js>(ctx: Ctx<'js>, path: String, follow_links: bool) -> rquickjs::Resul
 }
 
 fn millis(time: io::Result<SystemTime>) -> f64 {
-    match time.ok().and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok()) {
+    match time
+        .ok()
+        .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+    {
         Some(elapsed) => elapsed.as_secs_f64() * 1000.0,
         None => 0.0,
     }

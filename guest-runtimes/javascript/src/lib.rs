@@ -44,7 +44,7 @@ impl Guest for Interpreter {
 }
 
 /// Reports a failure to create the QuickJS runtime as the run's error, so
-/// the host sees a result instead of a trap.
+/// the host receives a result instead of a trap.
 fn startup_failure(error: &dyn std::fmt::Display) -> RunOutcome {
     RunOutcome {
         value: None,

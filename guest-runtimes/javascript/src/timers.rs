@@ -27,7 +27,12 @@ pub struct Timers {
 }
 
 impl Timers {
-    fn add(&mut self, callback: Persistent<Function<'static>>, delay: Duration, repeat: bool) -> u32 {
+    fn add(
+        &mut self,
+        callback: Persistent<Function<'static>>,
+        delay: Duration,
+        repeat: bool,
+    ) -> u32 {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;
         let due = Instant::now() + delay;
@@ -90,7 +95,10 @@ pub fn register<'js>(
         ctx.clone(),
         move |ctx: Ctx<'js>, callback: Function<'js>, delay_ms: f64, repeat: bool| {
             let callback = Persistent::save(&ctx, callback);
-            state.timers.borrow_mut().add(callback, delay(delay_ms), repeat)
+            state
+                .timers
+                .borrow_mut()
+                .add(callback, delay(delay_ms), repeat)
         },
     )?;
     native.set("setTimer", set)?;
@@ -106,7 +114,7 @@ pub fn register<'js>(
 }
 
 fn delay(delay_ms: f64) -> Duration {
-    if delay_ms >= 1.0 && delay_ms <= MAX_DELAY_MS {
+    if (1.0..=MAX_DELAY_MS).contains(&delay_ms) {
         Duration::from_secs_f64(delay_ms / 1000.0)
     } else {
         Duration::from_millis(1)

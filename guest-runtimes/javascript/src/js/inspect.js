@@ -1,7 +1,7 @@
 // Formats values for display the way Node's `util.inspect` and `util.format`
-// do, in a smaller form: the same notation for strings, arrays, objects,
-// Map, Set, errors and cycles, but no colours, no custom inspect hooks and a
-// simpler rule for wrapping long output.
+// do, in a smaller form. It uses the same notation for strings, arrays,
+// objects, Map, Set, errors and cycles. It has no colours, no custom inspect
+// hooks and a simpler rule for wrapping long output.
 //
 // Evaluated once at start-up as a function expression. It captures the
 // built-ins it uses before any user code runs, so code that later replaces
@@ -182,7 +182,9 @@
   function joinEntries(prefix, open, close, entries, state, packable) {
     if (entries.length === 0) return `${prefix}${open}${close}`;
     const oneLine = `${prefix}${open} ${entries.join(", ")} ${close}`;
-    const indent = "  ".repeat(state.indent);
+    // Called while the container's children are formatted, so
+    // `state.indent` already counts the container itself.
+    const indent = "  ".repeat(Math.max(0, state.indent - 1));
     const multiline = entries.some((entry) => entry.includes("\n"));
     if (!multiline && oneLine.length + indent.length <= BREAK_LENGTH) return oneLine;
 
