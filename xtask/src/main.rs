@@ -46,9 +46,21 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo(&root)?,
         Task::Test => test(&root)?,
         Task::Ci => {
-            run(cargo().args(["fmt", "--all", "--check"]).current_dir(&root), "check formatting")?;
             run(
-                cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).current_dir(&root),
+                cargo().args(["fmt", "--all", "--check"]).current_dir(&root),
+                "check formatting",
+            )?;
+            run(
+                cargo()
+                    .args([
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ])
+                    .current_dir(&root),
                 "run clippy",
             )?;
             test(&root)?;
@@ -73,7 +85,8 @@ struct GuestRecord {
 /// Builds both guests into `target/guests` and writes the manifest.
 fn build_guests(root: &Path) -> anyhow::Result<PathBuf> {
     let guest_dir = root.join("target/guests");
-    std::fs::create_dir_all(&guest_dir).with_context(|| format!("failed to create {}", guest_dir.display()))?;
+    std::fs::create_dir_all(&guest_dir)
+        .with_context(|| format!("failed to create {}", guest_dir.display()))?;
 
     let python = python_guest::build(root)?;
     let javascript = js_guest::build(root)?;
@@ -81,19 +94,35 @@ fn build_guests(root: &Path) -> anyhow::Result<PathBuf> {
     let mut records = Vec::new();
     for (language, built) in [("python", python), ("javascript", javascript)] {
         let installed = guest_dir.join(format!("{language}.wasm"));
-        std::fs::copy(&built, &installed)
-            .with_context(|| format!("failed to copy {} to {}", built.display(), installed.display()))?;
+        std::fs::copy(&built, &installed).with_context(|| {
+            format!(
+                "failed to copy {} to {}",
+                built.display(),
+                installed.display()
+            )
+        })?;
         let bytes = std::fs::metadata(&installed)
             .with_context(|| format!("failed to read {}", installed.display()))?
             .len();
         let sha256 = file_sha256(&installed)?;
-        println!("{language:<10} {}  {:>6.2} MB  sha256 {sha256}", installed.display(), bytes as f64 / 1e6);
-        records.push(GuestRecord { language, path: installed, bytes, sha256 });
+        println!(
+            "{language:<10} {}  {:>6.2} MB  sha256 {sha256}",
+            installed.display(),
+            bytes as f64 / 1e6
+        );
+        records.push(GuestRecord {
+            language,
+            path: installed,
+            bytes,
+            sha256,
+        });
     }
 
     let manifest = guest_dir.join("manifest.json");
-    let json = serde_json::to_string_pretty(&records).context("failed to encode the guest manifest")?;
-    std::fs::write(&manifest, json + "\n").with_context(|| format!("failed to write {}", manifest.display()))?;
+    let json =
+        serde_json::to_string_pretty(&records).context("failed to encode the guest manifest")?;
+    std::fs::write(&manifest, json + "\n")
+        .with_context(|| format!("failed to write {}", manifest.display()))?;
     Ok(guest_dir)
 }
 
@@ -103,7 +132,9 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     let guest_dir = build_guests(root)?;
     let example = root.join("examples/transactions");
     let grant = format!("{}:/data:ro", example.join("data").display());
-    println!("\n$ moat run examples/transactions/summarise.py --dir examples/transactions/data:/data:ro\n");
+    println!(
+        "\n$ moat run examples/transactions/summarise.py --dir examples/transactions/data:/data:ro\n"
+    );
     run(
         cargo()
             .args(["run", "--quiet", "--package", "moat-cli", "--", "run"])

@@ -26,7 +26,9 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
         source.join("requirements-guest.txt"),
         wit.join("moat.wit"),
     ])?;
-    if output.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str()) {
+    if output.is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str())
+    {
         return Ok(output);
     }
 
@@ -35,12 +37,19 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
 
     let site = out_dir.join("site");
     if site.exists() {
-        std::fs::remove_dir_all(&site).with_context(|| format!("failed to clear {}", site.display()))?;
+        std::fs::remove_dir_all(&site)
+            .with_context(|| format!("failed to clear {}", site.display()))?;
     }
     let pip = venv.join("bin/pip");
     run(
         std::process::Command::new(&pip)
-            .args(["install", "--quiet", "--no-deps", "--require-hashes", "--target"])
+            .args([
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--require-hashes",
+                "--target",
+            ])
             .arg(&site)
             .arg("-r")
             .arg(source.join("requirements-guest.txt")),
@@ -62,7 +71,8 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
         "build the Python guest with componentize-py",
     )?;
 
-    std::fs::write(&stamp, &fingerprint).with_context(|| format!("failed to write {}", stamp.display()))?;
+    std::fs::write(&stamp, &fingerprint)
+        .with_context(|| format!("failed to write {}", stamp.display()))?;
     Ok(output)
 }
 
@@ -72,16 +82,25 @@ fn install_build_tools(venv: &Path, requirements: &Path) -> anyhow::Result<PathB
     let componentize = venv.join("bin/componentize-py");
     let installed = venv.join("installed-requirements.sha256");
     let wanted = file_sha256(requirements)?;
-    if componentize.is_file() && std::fs::read_to_string(&installed).ok().as_deref() == Some(wanted.as_str()) {
+    if componentize.is_file()
+        && std::fs::read_to_string(&installed).ok().as_deref() == Some(wanted.as_str())
+    {
         return Ok(componentize);
     }
 
     if which(HOST_PYTHON).is_none() {
-        bail!("{HOST_PYTHON} was not found on PATH: install Python 3.9 or later (on Debian: apt-get install -y python3 python3-venv)");
+        bail!(
+            "{HOST_PYTHON} was not found on PATH: install Python 3.9 or later (on Debian: apt-get install -y python3 python3-venv)"
+        );
     }
-    println!("creating {} with the pinned componentize-py", venv.display());
+    println!(
+        "creating {} with the pinned componentize-py",
+        venv.display()
+    );
     run(
-        std::process::Command::new(HOST_PYTHON).args(["-m", "venv", "--clear"]).arg(venv),
+        std::process::Command::new(HOST_PYTHON)
+            .args(["-m", "venv", "--clear"])
+            .arg(venv),
         "create the virtual environment for the guest build tools (on Debian: apt-get install -y python3-venv)",
     )?;
     run(
@@ -90,7 +109,8 @@ fn install_build_tools(venv: &Path, requirements: &Path) -> anyhow::Result<PathB
             .arg(requirements),
         "install componentize-py into the virtual environment",
     )?;
-    std::fs::write(&installed, wanted).with_context(|| format!("failed to write {}", installed.display()))?;
+    std::fs::write(&installed, wanted)
+        .with_context(|| format!("failed to write {}", installed.display()))?;
     Ok(componentize)
 }
 
@@ -106,5 +126,7 @@ fn fingerprint(files: &[PathBuf]) -> anyhow::Result<String> {
 
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }

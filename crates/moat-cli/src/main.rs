@@ -90,7 +90,11 @@ impl EngineArgs {
                 .or_else(|| dirs::cache_dir().map(|dir| dir.join("moat").join("compiled")))
                 .map(ComponentCache::new),
         };
-        RuntimeConfig { guest_dir, cache, fuel_metering: true }
+        RuntimeConfig {
+            guest_dir,
+            cache,
+            fuel_metering: true,
+        }
     }
 }
 

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use moat_runtime::{
-    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES,
-    DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox,
+    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES, DirGrant,
+    FileAccess, Language, Limits, RunReport, Runtime, Sandbox,
 };
 use serde::Serialize;
 
+use crate::EngineArgs;
 use crate::exit;
 use crate::units::{parse_bytes, parse_count, parse_duration};
-use crate::EngineArgs;
 
 /// Arguments of `moat run`.
 #[derive(Debug, clap::Args)]
@@ -114,7 +114,10 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             scratch.path().to_path_buf()
         }
     };
-    let files = FileAccess { workspace, grants: args.dirs.clone() };
+    let files = FileAccess {
+        workspace,
+        grants: args.dirs.clone(),
+    };
 
     let runtime_config = engine.runtime_config();
     let tokio = tokio::runtime::Builder::new_current_thread()
@@ -139,7 +142,8 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             limits,
         };
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &json).context("failed to write the JSON report")?;
+        serde_json::to_writer_pretty(&mut stdout, &json)
+            .context("failed to write the JSON report")?;
         writeln!(stdout).context("failed to write the JSON report")?;
     } else {
         print_plain(&report)?;
@@ -152,7 +156,9 @@ fn read_script(path: &Path, lang: Option<Language>) -> anyhow::Result<(String, L
     let from_stdin = path.as_os_str() == "-";
     let language = match (lang, from_stdin) {
         (Some(language), _) => language,
-        (None, true) => bail!("reading the script from standard input needs --lang python or --lang javascript"),
+        (None, true) => {
+            bail!("reading the script from standard input needs --lang python or --lang javascript")
+        }
         (None, false) => {
             let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             match Language::from_extension(extension) {
@@ -173,7 +179,8 @@ fn read_script(path: &Path, lang: Option<Language>) -> anyhow::Result<(String, L
             .read_to_end(&mut bytes)
             .context("failed to read the script from standard input")?;
     } else {
-        bytes = std::fs::read(path).with_context(|| format!("failed to read script {}", path.display()))?;
+        bytes = std::fs::read(path)
+            .with_context(|| format!("failed to read script {}", path.display()))?;
     }
     let code = String::from_utf8(bytes).map_err(|error| {
         anyhow::anyhow!(
@@ -197,17 +204,25 @@ fn read_script(path: &Path, lang: Option<Language>) -> anyhow::Result<(String, L
 /// the traceback or the limit that ended it.
 fn print_plain(report: &RunReport) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&report.stdout).context("failed to write the script's stdout")?;
-    stdout.flush().context("failed to write the script's stdout")?;
+    stdout
+        .write_all(&report.stdout)
+        .context("failed to write the script's stdout")?;
+    stdout
+        .flush()
+        .context("failed to write the script's stdout")?;
 
     let mut stderr = std::io::stderr().lock();
-    stderr.write_all(&report.stderr).context("failed to write the script's stderr")?;
+    stderr
+        .write_all(&report.stderr)
+        .context("failed to write the script's stderr")?;
     if let Some(error) = &report.error {
         let text = match error.stack.is_empty() {
             true => format!("{}: {}\n", error.name, error.message),
             false => error.stack.clone(),
         };
-        stderr.write_all(text.as_bytes()).context("failed to write the script's error")?;
+        stderr
+            .write_all(text.as_bytes())
+            .context("failed to write the script's error")?;
         if !text.ends_with('\n') {
             writeln!(stderr).context("failed to write the script's error")?;
         }
@@ -225,6 +240,9 @@ mod tests {
 
     #[test]
     fn default_timeout_text_matches_runtime_default() {
-        assert_eq!(parse_duration(DEFAULT_TIMEOUT_TEXT), Ok(moat_runtime::DEFAULT_TIMEOUT));
+        assert_eq!(
+            parse_duration(DEFAULT_TIMEOUT_TEXT),
+            Ok(moat_runtime::DEFAULT_TIMEOUT)
+        );
     }
 }

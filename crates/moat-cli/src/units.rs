@@ -6,7 +6,9 @@ use std::time::Duration;
 /// seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().map_err(|_| {
         format!("invalid duration {text:?}: expected a number with a unit, such as 30s or 500ms")
@@ -22,7 +24,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     if !seconds.is_finite() || seconds > 24.0 * 3600.0 {
-        return Err(format!("invalid duration {text:?}: must be at most 24 hours"));
+        return Err(format!(
+            "invalid duration {text:?}: must be at most 24 hours"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -32,10 +36,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// K, M and G alone are binary.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: u64 = number.parse().map_err(|_| {
-        format!("invalid size {text:?}: expected a whole number with an optional unit, such as 64MiB")
+        format!(
+            "invalid size {text:?}: expected a whole number with an optional unit, such as 64MiB"
+        )
     })?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -95,7 +103,14 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for bad in ["", "MiB", "1.5MiB", "-1", "12 parsecs", "99999999999999999999"] {
+        for bad in [
+            "",
+            "MiB",
+            "1.5MiB",
+            "-1",
+            "12 parsecs",
+            "99999999999999999999",
+        ] {
             assert!(parse_bytes(bad).is_err(), "{bad:?} should be rejected");
         }
     }

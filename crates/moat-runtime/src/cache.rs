@@ -57,7 +57,10 @@ impl ComponentCache {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = hasher.finish();
         let guest_hex = guest_hash.to_hex();
-        self.dir.join(format!("{name}-{}-{engine_hash:016x}.cwasm", &guest_hex[..32]))
+        self.dir.join(format!(
+            "{name}-{}-{engine_hash:016x}.cwasm",
+            &guest_hex[..32]
+        ))
     }
 
     /// Loads the compiled form of `wasm` from the cache, or compiles it and
@@ -138,7 +141,9 @@ impl ComponentCache {
             if path != keep && name.starts_with(&prefix) && name.ends_with(".cwasm") {
                 match fs::remove_file(&path) {
                     Ok(()) => tracing::debug!(path = %path.display(), "deleted an old cache entry"),
-                    Err(error) => tracing::warn!(path = %path.display(), %error, "failed to delete an old cache entry"),
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), %error, "failed to delete an old cache entry")
+                    }
                 }
             }
         }

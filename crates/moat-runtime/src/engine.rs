@@ -73,7 +73,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,12 +130,23 @@ impl Runtime {
     pub fn load(&self, language: Language) -> Result<GuestInfo, RuntimeError> {
         let path = self.guest_path(language);
         if let Some(guest) = self.loaded(language) {
-            return Ok(GuestInfo { path, hash: guest.hash.to_hex().to_string(), cache: CacheStatus::Hit });
+            return Ok(GuestInfo {
+                path,
+                hash: guest.hash.to_hex().to_string(),
+                cache: CacheStatus::Hit,
+            });
         }
 
         let (guest, cache) = self.compile(language, &path)?;
-        let info = GuestInfo { path, hash: guest.hash.to_hex().to_string(), cache };
-        self.guests.lock().unwrap_or_else(PoisonError::into_inner).insert(language, guest);
+        let info = GuestInfo {
+            path,
+            hash: guest.hash.to_hex().to_string(),
+            cache,
+        };
+        self.guests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(language, guest);
         Ok(info)
     }
 
@@ -142,18 +155,27 @@ impl Runtime {
             return Ok(guest);
         }
         self.load(language)?;
-        self.loaded(language).ok_or_else(|| RuntimeError::GuestMissing {
-            language: language.name(),
-            path: self.guest_path(language),
-            file: language.component_file(),
-        })
+        self.loaded(language)
+            .ok_or_else(|| RuntimeError::GuestMissing {
+                language: language.name(),
+                path: self.guest_path(language),
+                file: language.component_file(),
+            })
     }
 
     fn loaded(&self, language: Language) -> Option<Guest> {
-        self.guests.lock().unwrap_or_else(PoisonError::into_inner).get(&language).cloned()
+        self.guests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&language)
+            .cloned()
     }
 
-    fn compile(&self, language: Language, path: &Path) -> Result<(Guest, CacheStatus), RuntimeError> {
+    fn compile(
+        &self,
+        language: Language,
+        path: &Path,
+    ) -> Result<(Guest, CacheStatus), RuntimeError> {
         let started = std::time::Instant::now();
         let wasm = match std::fs::read(path) {
             Ok(wasm) => wasm,
@@ -164,16 +186,25 @@ impl Runtime {
                     file: language.component_file(),
                 });
             }
-            Err(source) => return Err(RuntimeError::ReadGuest { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(RuntimeError::ReadGuest {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
         let hash = crate::cache::hash_parallel(&wasm);
 
         let (component, status) = match &self.config.cache {
             Some(cache) => cache.load_or_compile(&self.engine, language.name(), &wasm, &hash)?,
             None => {
-                let component = wasmtime::component::Component::new(&self.engine, &wasm).map_err(|error| {
-                    RuntimeError::wasmtime(format!("compile the {} guest", language.name()), error)
-                })?;
+                let component =
+                    wasmtime::component::Component::new(&self.engine, &wasm).map_err(|error| {
+                        RuntimeError::wasmtime(
+                            format!("compile the {} guest", language.name()),
+                            error,
+                        )
+                    })?;
                 (component, CacheStatus::Disabled)
             }
         };

@@ -86,6 +86,9 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     pub(crate) fn wasmtime(step: impl Into<String>, source: wasmtime::Error) -> Self {
-        RuntimeError::Wasmtime { step: step.into(), source }
+        RuntimeError::Wasmtime {
+            step: step.into(),
+            source,
+        }
     }
 }

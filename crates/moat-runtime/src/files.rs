@@ -46,9 +46,15 @@ impl DirGrant {
             ));
         };
         if host.is_empty() {
-            return Err(format!("invalid directory grant {spec:?}: the host path is empty"));
+            return Err(format!(
+                "invalid directory grant {spec:?}: the host path is empty"
+            ));
         }
-        Ok(DirGrant { host_path: PathBuf::from(host), guest_path: guest.to_owned(), read_only })
+        Ok(DirGrant {
+            host_path: PathBuf::from(host),
+            guest_path: guest.to_owned(),
+            read_only,
+        })
     }
 }
 
@@ -70,11 +76,12 @@ impl FileAccess {
         let mut seen = vec![WORKSPACE_GUEST_PATH.to_owned()];
         for grant in &self.grants {
             check_host_dir(&grant.host_path)?;
-            let reason = guest_path_problem(&grant.guest_path).or_else(|| {
-                seen.iter().find(|other| nests(other, &grant.guest_path)).map(|other| {
+            let reason =
+                guest_path_problem(&grant.guest_path).or_else(|| {
+                    seen.iter().find(|other| nests(other, &grant.guest_path)).map(|other| {
                     format!("overlaps {other}, which is already mounted; choose another guest path")
                 })
-            });
+                });
             if let Some(reason) = reason {
                 return Err(RuntimeError::InvalidGrant {
                     host_path: grant.host_path.clone(),
@@ -95,7 +102,10 @@ fn check_host_dir(path: &Path) -> Result<(), RuntimeError> {
             path: path.to_path_buf(),
             source: std::io::Error::other("not a directory"),
         }),
-        Err(source) => Err(RuntimeError::OpenDirectory { path: path.to_path_buf(), source }),
+        Err(source) => Err(RuntimeError::OpenDirectory {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -109,7 +119,9 @@ fn guest_path_problem(path: &str) -> Option<String> {
     if path.ends_with('/') {
         return Some("must not end with a slash".into());
     }
-    let bad_component = path[1..].split('/').any(|part| part.is_empty() || part == "." || part == "..");
+    let bad_component = path[1..]
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..");
     if bad_component {
         return Some("must not contain empty, `.` or `..` components".into());
     }
@@ -122,7 +134,10 @@ fn guest_path_problem(path: &str) -> Option<String> {
 /// Whether one guest path equals the other or lies inside it.
 fn nests(a: &str, b: &str) -> bool {
     let inside = |outer: &str, inner: &str| {
-        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
     };
     inside(a, b) || inside(b, a)
 }
@@ -163,7 +178,10 @@ mod tests {
         assert!(guest_path_problem("/data").is_none());
         assert!(guest_path_problem("/data/in").is_none());
         for bad in ["data", "/", "/data/", "/a/../b", "/a//b", "/./a", "/a\\b"] {
-            assert!(guest_path_problem(bad).is_some(), "{bad} should be rejected");
+            assert!(
+                guest_path_problem(bad).is_some(),
+                "{bad} should be rejected"
+            );
         }
     }
 

@@ -23,8 +23,8 @@ pub use error::RuntimeError;
 pub use files::{DirGrant, FileAccess, WORKSPACE_GUEST_PATH};
 pub use language::{Language, UnknownLanguage};
 pub use limits::{
-    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES, DEFAULT_TIMEOUT,
-    Limits, MAX_MEMORY_BYTES,
+    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES,
+    DEFAULT_TIMEOUT, Limits, MAX_MEMORY_BYTES,
 };
 pub use report::{GuestError, Outcome, RunReport};
 pub use sandbox::Sandbox;

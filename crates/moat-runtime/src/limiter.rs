@@ -33,7 +33,13 @@ impl MemoryLimiter {
     /// Creates a limiter that allows `limit` bytes of linear memory in total
     /// and `table_elements` elements in each table.
     pub fn new(limit: u64, table_elements: u64) -> Self {
-        MemoryLimiter { limit, table_elements, memories: Vec::new(), peak: 0, exceeded: false }
+        MemoryLimiter {
+            limit,
+            table_elements,
+            memories: Vec::new(),
+            peak: 0,
+            exceeded: false,
+        }
     }
 
     /// Changes the limit for growths that follow. Memory already held is
@@ -82,7 +88,10 @@ impl ResourceLimiter for MemoryLimiter {
         let requested = self.total() - current + desired;
         if requested > self.limit {
             self.exceeded = true;
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { requested, limit: self.limit }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                requested,
+                limit: self.limit,
+            }));
         }
 
         self.memories[index] = desired;
@@ -109,9 +118,21 @@ mod tests {
     #[test]
     fn tracks_peak_across_memories() {
         let mut limiter = MemoryLimiter::new(10 * PAGE as u64, 100);
-        assert!(limiter.memory_growing(0, 2 * PAGE, None).expect("first memory"));
-        assert!(limiter.memory_growing(0, PAGE, None).expect("second memory"));
-        assert!(limiter.memory_growing(2 * PAGE, 4 * PAGE, None).expect("growth"));
+        assert!(
+            limiter
+                .memory_growing(0, 2 * PAGE, None)
+                .expect("first memory")
+        );
+        assert!(
+            limiter
+                .memory_growing(0, PAGE, None)
+                .expect("second memory")
+        );
+        assert!(
+            limiter
+                .memory_growing(2 * PAGE, 4 * PAGE, None)
+                .expect("growth")
+        );
         assert_eq!(limiter.peak_bytes(), 5 * PAGE as u64);
         assert!(!limiter.exceeded());
     }
@@ -120,7 +141,9 @@ mod tests {
     fn growth_past_limit_traps() {
         let mut limiter = MemoryLimiter::new(4 * PAGE as u64, 100);
         assert!(limiter.memory_growing(0, 2 * PAGE, None).expect("initial"));
-        let error = limiter.memory_growing(2 * PAGE, 5 * PAGE, None).expect_err("over the limit");
+        let error = limiter
+            .memory_growing(2 * PAGE, 5 * PAGE, None)
+            .expect_err("over the limit");
         assert!(error.is::<MemoryLimitExceeded>(), "{error:?}");
         assert!(limiter.exceeded());
         assert_eq!(limiter.peak_bytes(), 2 * PAGE as u64);

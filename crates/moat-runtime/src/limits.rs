@@ -70,7 +70,8 @@ impl Limits {
     /// Checks that every limit is usable: none is zero, and memory fits a
     /// 32-bit guest.
     pub fn validate(&self) -> Result<(), RuntimeError> {
-        let invalid = |name: &'static str, reason: String| RuntimeError::InvalidLimit { name, reason };
+        let invalid =
+            |name: &'static str, reason: String| RuntimeError::InvalidLimit { name, reason };
 
         if self.timeout.is_zero() {
             return Err(invalid("timeout", "must be greater than zero".into()));
@@ -100,7 +101,10 @@ impl Limits {
     }
 }
 
-fn serialize_millis<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(
+    value: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_u128(value.as_millis())
 }
 
@@ -116,22 +120,63 @@ mod tests {
     #[test]
     fn zero_limits_are_rejected() {
         let cases: [(&str, Limits); 5] = [
-            ("timeout", Limits { timeout: Duration::ZERO, ..Limits::default() }),
-            ("fuel", Limits { fuel: 0, ..Limits::default() }),
-            ("memory", Limits { memory_bytes: 0, ..Limits::default() }),
-            ("stdout", Limits { stdout_bytes: 0, ..Limits::default() }),
-            ("stderr", Limits { stderr_bytes: 0, ..Limits::default() }),
+            (
+                "timeout",
+                Limits {
+                    timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+            ),
+            (
+                "fuel",
+                Limits {
+                    fuel: 0,
+                    ..Limits::default()
+                },
+            ),
+            (
+                "memory",
+                Limits {
+                    memory_bytes: 0,
+                    ..Limits::default()
+                },
+            ),
+            (
+                "stdout",
+                Limits {
+                    stdout_bytes: 0,
+                    ..Limits::default()
+                },
+            ),
+            (
+                "stderr",
+                Limits {
+                    stderr_bytes: 0,
+                    ..Limits::default()
+                },
+            ),
         ];
         for (name, limits) in cases {
             let error = limits.validate().expect_err(name);
-            assert_eq!(error.to_string(), format!("invalid {name} limit: must be greater than zero"));
+            assert_eq!(
+                error.to_string(),
+                format!("invalid {name} limit: must be greater than zero")
+            );
         }
     }
 
     #[test]
     fn memory_above_4_gib_is_rejected() {
-        let limits = Limits { memory_bytes: MAX_MEMORY_BYTES + 1, ..Limits::default() };
+        let limits = Limits {
+            memory_bytes: MAX_MEMORY_BYTES + 1,
+            ..Limits::default()
+        };
         let error = limits.validate().expect_err("memory over 4 GiB");
-        assert!(error.to_string().contains("more than a 32-bit guest can address"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("more than a 32-bit guest can address"),
+            "{error}"
+        );
     }
 }

@@ -45,7 +45,11 @@ impl CappedPipe {
     /// Creates an empty pipe named `name` (for messages) that keeps at most
     /// `limit` bytes.
     pub fn new(name: &'static str, limit: u64) -> Self {
-        CappedPipe { name, limit: Arc::new(AtomicU64::new(limit)), captured: Arc::default() }
+        CappedPipe {
+            name,
+            limit: Arc::new(AtomicU64::new(limit)),
+            captured: Arc::default(),
+        }
     }
 
     /// Changes the cap, for this handle and every clone, for the writes
@@ -78,10 +82,12 @@ impl CappedPipe {
 
         captured.bytes.extend_from_slice(&bytes[..room]);
         captured.truncated = true;
-        Err(StreamError::Trap(wasmtime::Error::new(OutputLimitExceeded {
-            stream: self.name,
-            limit: self.limit(),
-        })))
+        Err(StreamError::Trap(wasmtime::Error::new(
+            OutputLimitExceeded {
+                stream: self.name,
+                limit: self.limit(),
+            },
+        )))
     }
 }
 

@@ -40,7 +40,10 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -101,7 +104,12 @@ impl Sandbox {
 
         preopen(&mut builder, &files.workspace, WORKSPACE_GUEST_PATH, false)?;
         for grant in &files.grants {
-            preopen(&mut builder, &grant.host_path, &grant.guest_path, grant.read_only)?;
+            preopen(
+                &mut builder,
+                &grant.host_path,
+                &grant.guest_path,
+                grant.read_only,
+            )?;
         }
 
         let state = HostState {
@@ -160,7 +168,9 @@ impl Sandbox {
     ) -> Result<RunReport, RuntimeError> {
         limits.validate()?;
         if let Some(reason) = &self.stopped_by {
-            return Err(RuntimeError::SandboxPoisoned { reason: reason.clone() });
+            return Err(RuntimeError::SandboxPoisoned {
+                reason: reason.clone(),
+            });
         }
         // Until this run finishes cleanly, a dropped future leaves the
         // instance mid-call.
@@ -186,7 +196,9 @@ impl Sandbox {
         let duration = start.elapsed();
 
         let fuel_used = match self.fuel_metering {
-            true => limits.fuel.saturating_sub(self.store.get_fuel().unwrap_or(0)),
+            true => limits
+                .fuel
+                .saturating_sub(self.store.get_fuel().unwrap_or(0)),
             false => 0,
         };
         let (stdout, stdout_truncated) = self.stdout.take();
@@ -234,7 +246,9 @@ impl Sandbox {
         let Some(instance) = &self.instance else {
             unreachable!("the instance was created above");
         };
-        let options = WitRunOptions { filename: filename.to_owned() };
+        let options = WitRunOptions {
+            filename: filename.to_owned(),
+        };
         instance.call_run(&mut self.store, code, &options).await
     }
 }
@@ -249,12 +263,12 @@ fn preopen(
         true => FsPerms::ReadOnly,
         false => FsPerms::ReadWrite,
     };
-    builder.preopened_dir(host_path, guest_path, perms).map_err(|error| {
-        RuntimeError::OpenDirectory {
+    builder
+        .preopened_dir(host_path, guest_path, perms)
+        .map_err(|error| RuntimeError::OpenDirectory {
             path: host_path.to_path_buf(),
             source: std::io::Error::other(format!("{error:#}")),
-        }
-    })?;
+        })?;
     Ok(())
 }
 
@@ -264,7 +278,11 @@ fn apply_guest_outcome(report: &mut RunReport, outcome: WitRunOutcome) {
     if let Some(error) = outcome.error {
         report.outcome = Outcome::Error;
         report.exit_code = Some(1);
-        report.error = Some(GuestError { name: error.name, message: error.message, stack: error.stack });
+        report.error = Some(GuestError {
+            name: error.name,
+            message: error.message,
+            stack: error.stack,
+        });
         return;
     }
     if let Some(code) = outcome.exit_code {
@@ -291,7 +309,10 @@ impl Ending {
             outcome: Outcome::Timeout,
             exit_code: None,
             error: None,
-            limit_message: Some(format!("the run timed out after {}", format_duration(timeout))),
+            limit_message: Some(format!(
+                "the run timed out after {}",
+                format_duration(timeout)
+            )),
             reason: "timeout".into(),
         }
     }
@@ -317,7 +338,11 @@ impl Ending {
 /// Names the cause of an error returned by a call into the guest.
 fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> Ending {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        let outcome = if exit.0 == 0 { Outcome::Ok } else { Outcome::Error };
+        let outcome = if exit.0 == 0 {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        };
         return Ending {
             outcome,
             exit_code: Some(exit.0),
@@ -330,7 +355,10 @@ fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits
         return Ending::limit(Outcome::MemoryLimit, exceeded.to_string());
     }
     if memory_exceeded {
-        let message = format!("the guest passed its memory limit of {} bytes", limits.memory_bytes);
+        let message = format!(
+            "the guest passed its memory limit of {} bytes",
+            limits.memory_bytes
+        );
         return Ending::limit(Outcome::MemoryLimit, message);
     }
     if let Some(exceeded) = find_in_chain::<OutputLimitExceeded>(error) {
@@ -340,7 +368,10 @@ fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits
         return Ending::timeout(limits.timeout);
     }
     if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
-        let message = format!("the run used all of its fuel ({} instructions)", limits.fuel);
+        let message = format!(
+            "the run used all of its fuel ({} instructions)",
+            limits.fuel
+        );
         return Ending::limit(Outcome::FuelExhausted, message);
     }
 
@@ -357,7 +388,11 @@ fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits
     Ending {
         outcome: Outcome::Error,
         exit_code: None,
-        error: Some(GuestError { name: "Trap".into(), message, stack }),
+        error: Some(GuestError {
+            name: "Trap".into(),
+            message,
+            stack,
+        }),
         limit_message: None,
         reason: "trap".into(),
     }
