@@ -10,6 +10,7 @@ mod cache;
 mod engine;
 mod error;
 mod files;
+mod http;
 mod language;
 mod limiter;
 mod limits;

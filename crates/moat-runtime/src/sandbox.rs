@@ -1,7 +1,10 @@
 //! One sandbox: a store with its WASI context and an interpreter instance
 //! that runs code, one call at a time, under per-run limits.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use moat_egress::Fetch;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -20,10 +23,13 @@ use crate::report::{GuestError, Outcome, RunReport};
 wasmtime::component::bindgen!({
     path: "../../guest-runtimes/wit",
     world: "interpreter",
+    imports: { "moat:sandbox/http.fetch": async },
     exports: { default: async },
 });
 
 use moat::sandbox::types::{RunOptions as WitRunOptions, RunOutcome as WitRunOutcome};
+
+pub(crate) use moat::sandbox::http as wit_http;
 
 /// The trap raised by the epoch callback once a run's deadline has passed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     deadline: Instant,
+    /// Where `http.fetch` goes; `None` denies every request.
+    pub(crate) network: Option<Arc<dyn Fetch>>,
 }
 
 impl WasiView for HostState {
@@ -117,6 +125,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(Limits::default().memory_bytes, DEFAULT_TABLE_ELEMENTS),
             deadline: Instant::now(),
+            network: None,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -137,6 +146,12 @@ impl Sandbox {
             fuel_metering: runtime.fuel_metering(),
             stopped_by: None,
         })
+    }
+
+    /// Sends the guest's HTTP requests to `network`, typically the policy's
+    /// egress gate. Without it every request is denied.
+    pub fn set_network(&mut self, network: Arc<dyn Fetch>) {
+        self.store.data_mut().network = Some(network);
     }
 
     /// The sandbox's language.

@@ -1,0 +1,1 @@
+//! moat's MCP server.
