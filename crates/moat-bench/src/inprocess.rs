@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use moat_runtime::{CacheStatus, FileAccess, Language, Limits, Outcome, RunReport, Runtime, Sandbox};
+use moat_runtime::{
+    CacheStatus, FileAccess, Language, Limits, Outcome, RunReport, Runtime, Sandbox,
+};
 use serde::Serialize;
 
 use crate::stats::Summary;
@@ -27,7 +29,8 @@ pub struct Program {
 }
 
 impl Program {
-    /// The smallest program that prints: `print(1)` or `console.log(1)`.
+    /// Builds the smallest program that prints: `print(1)` or
+    /// `console.log(1)`.
     pub fn trivial(language: Language) -> Program {
         match language {
             Language::Python => Program {
@@ -45,8 +48,8 @@ impl Program {
         }
     }
 
-    /// A tight loop of two million multiplications and additions, with no
-    /// host calls until the final print.
+    /// Builds a tight loop of two million multiplications and additions, with
+    /// no host calls until the final print.
     pub fn cpu_bound(language: Language) -> Program {
         match language {
             Language::Python => Program {
@@ -111,7 +114,8 @@ pub struct FreshSandbox {
     /// call into the guest.
     pub first_run: Summary,
     /// A second run in the same instance: the call without instantiation.
-    /// `first_run` minus this estimates the cost of instantiation.
+    /// `first_run` minus this estimates instantiation plus any one-time
+    /// setup the guest does inside its first call.
     pub reused_run: Summary,
     /// Dropping the sandbox, which frees its store and linear memory. Not
     /// part of `total`.
@@ -202,7 +206,11 @@ pub async fn measure_fuel_cost(
     runs: u32,
 ) -> anyhow::Result<FuelCost> {
     let program = Program::cpu_bound(language);
-    let limits = Limits { fuel: CPU_BOUND_FUEL, timeout: CPU_BOUND_TIMEOUT, ..Limits::default() };
+    let limits = Limits {
+        fuel: CPU_BOUND_FUEL,
+        timeout: CPU_BOUND_TIMEOUT,
+        ..Limits::default()
+    };
 
     let mut fuel = Vec::new();
     let mut epoch_only = Vec::new();
@@ -249,7 +257,12 @@ fn check_report(
     program: &Program,
     report: Result<RunReport, moat_runtime::RuntimeError>,
 ) -> anyhow::Result<()> {
-    let report = report.with_context(|| format!("failed to run {:?} in the {} guest", program.code, program.language))?;
+    let report = report.with_context(|| {
+        format!(
+            "failed to run {:?} in the {} guest",
+            program.code, program.language
+        )
+    })?;
     if report.outcome != Outcome::Ok {
         let detail = report
             .error

@@ -40,7 +40,12 @@ impl ProcessCommand {
 
     /// `moat run SCRIPT` with explicit guest and cache directories, so the
     /// run uses the same compiled guest as the rest of the benchmark.
-    pub fn moat_run(moat: &Path, guest_dir: &Path, cache_dir: &Path, script: &Path) -> ProcessCommand {
+    pub fn moat_run(
+        moat: &Path,
+        guest_dir: &Path,
+        cache_dir: &Path,
+        script: &Path,
+    ) -> ProcessCommand {
         ProcessCommand {
             program: moat.to_path_buf(),
             args: vec![
@@ -72,7 +77,11 @@ pub fn find_node() -> Option<PathBuf> {
 /// Runs `program` with `args`, which must print the interpreter's own path,
 /// and returns that path; `None` when the program is not installed or fails.
 fn ask_for_executable(program: &str, args: &[&str]) -> Option<PathBuf> {
-    let output = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
+    let output = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     if !output.status.success() {
         return None;
     }
@@ -84,7 +93,11 @@ fn ask_for_executable(program: &str, args: &[&str]) -> Option<PathBuf> {
 /// Measures the wall-clock time from starting `command` as a process to its
 /// exit with all of its output read, over `runs` runs after `warmup` untimed
 /// ones. Every run must exit successfully and print the expected stdout.
-pub fn measure_process(command: &ProcessCommand, warmup: u32, runs: u32) -> anyhow::Result<Summary> {
+pub fn measure_process(
+    command: &ProcessCommand,
+    warmup: u32,
+    runs: u32,
+) -> anyhow::Result<Summary> {
     let mut timings = Vec::new();
     for iteration in 0..warmup + runs {
         let elapsed = time_one_process(command)?;
@@ -124,7 +137,7 @@ fn time_one_process(command: &ProcessCommand) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
-/// The command line, for messages.
+/// Formats the command line for messages.
 pub fn display(command: &ProcessCommand) -> String {
     let mut line = command.program.display().to_string();
     for arg in &command.args {

@@ -23,7 +23,10 @@ impl Summary {
         if timings.is_empty() {
             return None;
         }
-        let mut sorted: Vec<f64> = timings.iter().map(|timing| timing.as_secs_f64() * 1e3).collect();
+        let mut sorted: Vec<f64> = timings
+            .iter()
+            .map(|timing| timing.as_secs_f64() * 1e3)
+            .collect();
         sorted.sort_by(f64::total_cmp);
 
         let count = sorted.len();
@@ -50,7 +53,10 @@ mod tests {
     use super::*;
 
     fn millis(values: &[u64]) -> Vec<Duration> {
-        values.iter().map(|value| Duration::from_millis(*value)).collect()
+        values
+            .iter()
+            .map(|value| Duration::from_millis(*value))
+            .collect()
     }
 
     #[test]
@@ -67,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn median_of_even_count_is_mean_of_middle_pair() {
+    fn median_of_even_count_averages() {
         let summary = Summary::of(&millis(&[4, 1, 2, 3])).expect("four timings");
         assert_eq!(summary.median_ms, 2.5);
     }
