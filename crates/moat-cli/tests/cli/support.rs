@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// The workspace root: this crate lives in `<root>/crates/moat-cli`.
+/// Returns the workspace root, because this crate lives in
+/// `<root>/crates/moat-cli`.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
@@ -32,8 +33,8 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-/// The `moat` binary with the guest and cache directories of these tests,
-/// run from the workspace root. Nothing about the guests is checked, so
+/// Prepares the `moat` binary with the guest and cache directories of these
+/// tests, run from the workspace root. Nothing about the guests is checked, so
 /// this suits tests of argument errors.
 pub fn moat() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_moat"));
@@ -45,7 +46,7 @@ pub fn moat() -> Command {
     command
 }
 
-/// [`moat`] after checking that the guest `file` exists and is compiled in
+/// Prepares [`moat`] after checking that the guest `file` exists and is compiled in
 /// the cache, so that parallel tests do not all compile it at once.
 pub fn moat_with_guest(file: &'static str) -> Command {
     static PYTHON: OnceLock<()> = OnceLock::new();
@@ -70,12 +71,12 @@ pub fn moat_with_guest(file: &'static str) -> Command {
     moat()
 }
 
-/// [`moat_with_guest`] for the Python guest.
+/// Prepares [`moat_with_guest`] for the Python guest.
 pub fn moat_python() -> Command {
     moat_with_guest("python.wasm")
 }
 
-/// [`moat_with_guest`] for the JavaScript guest.
+/// Prepares [`moat_with_guest`] for the JavaScript guest.
 pub fn moat_javascript() -> Command {
     moat_with_guest("javascript.wasm")
 }
@@ -127,7 +128,7 @@ pub fn script(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     path
 }
 
-/// A fresh temporary directory.
+/// Creates a temporary directory that is deleted when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("moat-cli-test-")
@@ -135,7 +136,7 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("create a temporary directory")
 }
 
-/// The `--json` report printed on stdout.
+/// Parses the `--json` report printed on stdout.
 pub fn json(finished: &Finished) -> serde_json::Value {
     serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {finished:#?}"))
