@@ -97,6 +97,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|error| RuntimeError::wasmtime("link the WASI interfaces", error))?;
+        crate::files::deny_symlink_creation(&mut linker)
+            .map_err(|error| RuntimeError::wasmtime("restrict symlink creation", error))?;
         crate::http::add_to_linker(&mut linker)
             .map_err(|error| RuntimeError::wasmtime("link the http interface", error))?;
 

@@ -95,6 +95,34 @@ impl FileAccess {
     }
 }
 
+/// The WASI filesystem interface as wasmtime-wasi 48 defines it.
+const WASI_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// Replaces `descriptor.symlink-at` with one that always fails.
+///
+/// wasmtime-wasi rejects absolute symlink targets but creates relative ones
+/// such as `../../etc/passwd` without checking where they lead. The guest
+/// cannot follow such a link, but the link stays in the host directory, and
+/// a host program that later reads the workspace would. Guest code rarely
+/// needs symlinks, so creating them is not permitted at all.
+pub(crate) fn deny_symlink_creation<T: 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::bindings::filesystem::types::{Descriptor, ErrorCode};
+
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(WASI_FILESYSTEM_TYPES)?;
+    types.func_wrap(
+        "[method]descriptor.symlink-at",
+        |_store, (_descriptor, _target, _path): (Resource<Descriptor>, String, String)| {
+            Ok((Err::<(), ErrorCode>(ErrorCode::NotPermitted),))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 fn check_host_dir(path: &Path) -> Result<(), RuntimeError> {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => Ok(()),
