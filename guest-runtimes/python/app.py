@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 
+import moat_http
 import wit_world
 from wit_world.imports.types import GuestError, RunOptions, RunOutcome
 
@@ -192,6 +193,7 @@ def _install_event_loop():
 
 
 _install_event_loop()
+moat_http.install()
 sys.meta_path.append(SandboxModuleFinder())
 sys.setrecursionlimit(RECURSION_LIMIT)
 

@@ -21,6 +21,7 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
 
     let fingerprint = fingerprint(&[
         source.join("app.py"),
+        source.join("moat_http.py"),
         source.join("modules.txt"),
         source.join("requirements-build.txt"),
         source.join("requirements-guest.txt"),
@@ -48,6 +49,17 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
                 "--quiet",
                 "--no-deps",
                 "--require-hashes",
+                // Pure-Python wheels for the guest's CPython, never the
+                // host's compiled ones: the hashes pin exactly those files.
+                "--only-binary=:all:",
+                "--implementation",
+                "py",
+                "--abi",
+                "none",
+                "--platform",
+                "any",
+                "--python-version",
+                "3.14",
                 "--target",
             ])
             .arg(&site)

@@ -6,14 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use moat_runtime::{
-    DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES, DirGrant,
-    FileAccess, Language, Limits, RunReport, Runtime, Sandbox,
-};
+use moat_egress::{EgressEvent, ResolveOverride};
+use moat_runtime::{DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox};
 use serde::Serialize;
 
 use crate::EngineArgs;
 use crate::exit;
+use crate::setup::{RequestedLimits, build_gate, load_policy, policy_grants, resolve_limits};
 use crate::units::{parse_bytes, parse_count, parse_duration};
 
 /// Arguments of `moat run`.
@@ -33,29 +32,39 @@ pub struct RunArgs {
     #[arg(long)]
     json: bool,
 
-    /// Wall-clock limit, such as 30s or 500ms
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
-          default_value = DEFAULT_TIMEOUT_TEXT)]
-    timeout: Duration,
+    /// Policy file that sets limits, directories and network access
+    /// [default: the built-in policy: no network, no host directories]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 
-    /// Instructions the guest may execute
-    #[arg(long, value_name = "N", value_parser = parse_count, default_value_t = DEFAULT_FUEL)]
-    fuel: u64,
+    /// Wall-clock limit, such as 30s or 500ms [default: the policy's, else 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
 
-    /// Linear memory limit, such as 256MiB
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
-          default_value_t = DEFAULT_MEMORY_BYTES)]
-    memory: u64,
+    /// Instructions the guest may execute [default: the policy's, else
+    /// 10000000000]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    fuel: Option<u64>,
+
+    /// Linear memory limit, such as 256MiB [default: the policy's, else
+    /// 512MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    memory: Option<u64>,
 
     /// Bytes of stdout kept before the run is stopped, such as 64KiB
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
-          default_value_t = DEFAULT_STDOUT_BYTES)]
-    max_stdout: u64,
+    /// [default: the policy's, else 1MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    max_stdout: Option<u64>,
 
-    /// Bytes of stderr kept before the run is stopped
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes,
-          default_value_t = DEFAULT_STDERR_BYTES)]
-    max_stderr: u64,
+    /// Bytes of stderr kept before the run is stopped [default: the
+    /// policy's, else 1MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    max_stderr: Option<u64>,
+
+    /// Pin a host name to an address for egress, as curl does:
+    /// HOST:PORT:ADDR (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = ResolveOverride::parse)]
+    resolve: Vec<ResolveOverride>,
 
     /// Host directory to use as /workspace instead of a fresh empty one;
     /// files the script writes there stay after the run
@@ -77,9 +86,6 @@ Exit codes:
   124    timeout: the script ran longer than --timeout
   125    moat itself failed: bad arguments, unreadable file, missing guest";
 
-/// `DEFAULT_TIMEOUT` as the command line spells it.
-const DEFAULT_TIMEOUT_TEXT: &str = "30s";
-
 /// The JSON form of a run, for `--json`.
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -89,18 +95,23 @@ struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a RunReport,
     limits: Limits,
+    policy_sha256: &'a str,
+    egress: Vec<EgressEvent>,
 }
 
 pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (code, language, filename) = read_script(&args.file, args.lang)?;
-    let limits = Limits {
+    let policy = load_policy(args.policy.as_deref())?;
+    let requested = RequestedLimits {
         timeout: args.timeout,
         fuel: args.fuel,
         memory_bytes: args.memory,
         stdout_bytes: args.max_stdout,
         stderr_bytes: args.max_stderr,
     };
+    let limits = resolve_limits(&policy, requested)?;
     limits.validate()?;
+    let gate = build_gate(&policy.policy, &args.resolve)?;
 
     // The scratch directory lives until this function returns.
     let scratch;
@@ -114,24 +125,30 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             scratch.path().to_path_buf()
         }
     };
-    let files = FileAccess {
-        workspace,
-        grants: args.dirs.clone(),
-    };
+    let mut grants = policy_grants(&policy.policy);
+    grants.extend(args.dirs.iter().cloned());
+    let files = FileAccess { workspace, grants };
 
     let runtime_config = engine.runtime_config();
     let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .context("failed to start the async runtime")?;
 
     let report = tokio.block_on(async {
         let runtime = Runtime::new(runtime_config)?;
         let mut sandbox = Sandbox::new(&runtime, language, &files, Vec::new())?;
+        let run_gate = gate.as_ref().map(|gate| gate.for_run());
+        if let Some(run_gate) = &run_gate {
+            sandbox.set_network(run_gate.clone());
+        }
         let report = sandbox.run(&code, &filename, &limits).await?;
-        anyhow::Ok((report, sandbox.guest_hash()))
+        let egress = run_gate
+            .map(|run_gate| run_gate.events())
+            .unwrap_or_default();
+        anyhow::Ok((report, sandbox.guest_hash(), egress))
     });
-    let (report, guest_hash) = report?;
+    let (report, guest_hash, egress) = report?;
 
     if args.json {
         let json = JsonReport {
@@ -140,6 +157,8 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             guest_hash,
             report: &report,
             limits,
+            policy_sha256: &policy.sha256,
+            egress,
         };
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &json)
