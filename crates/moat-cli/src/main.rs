@@ -3,6 +3,7 @@
 
 mod exit;
 mod run;
+mod setup;
 mod units;
 
 use std::path::PathBuf;
