@@ -58,7 +58,10 @@ pub fn build(workspace_root: &Path) -> Result<PathBuf> {
 
     let component = target_dir.join(TARGET).join("release").join(COMPONENT_NAME);
     if !component.is_file() {
-        bail!("cargo build succeeded but {} is missing", component.display());
+        bail!(
+            "cargo build succeeded but {} is missing",
+            component.display()
+        );
     }
     Ok(component)
 }
@@ -73,7 +76,10 @@ fn ensure_rust_target() -> Result<()> {
         .output()
         .context("failed to run rustup target list --installed")?;
     if !output.status.success() {
-        bail!("rustup target list --installed failed with {}", output.status);
+        bail!(
+            "rustup target list --installed failed with {}",
+            output.status
+        );
     }
     let installed = String::from_utf8_lossy(&output.stdout);
     if installed.lines().any(|line| line.trim() == TARGET) {
@@ -143,11 +149,20 @@ fn create_wasi_sdk(root: &Path) -> Result<()> {
 
     replace_symlink(Path::new("/usr/bin/llvm-ar-16"), &bin.join("ar"))?;
     replace_symlink(Path::new("/usr/bin/wasm-ld-16"), &bin.join("wasm-ld"))?;
-    replace_symlink(Path::new("/usr/include/wasm32-wasi"), &sysroot.join("include"))?;
+    replace_symlink(
+        Path::new("/usr/include/wasm32-wasi"),
+        &sysroot.join("include"),
+    )?;
     // clang looks for libraries under lib/<target triple>; Debian ships one
     // wasi-libc build for both triples.
-    replace_symlink(Path::new("/usr/lib/wasm32-wasi"), &sysroot_lib.join("wasm32-wasip2"))?;
-    replace_symlink(Path::new("/usr/lib/wasm32-wasi"), &sysroot_lib.join("wasm32-wasi"))?;
+    replace_symlink(
+        Path::new("/usr/lib/wasm32-wasi"),
+        &sysroot_lib.join("wasm32-wasip2"),
+    )?;
+    replace_symlink(
+        Path::new("/usr/lib/wasm32-wasi"),
+        &sysroot_lib.join("wasm32-wasi"),
+    )?;
     Ok(())
 }
 
@@ -159,6 +174,10 @@ fn replace_symlink(original: &Path, link: &Path) -> Result<()> {
         fs::remove_file(link).with_context(|| format!("failed to remove {}", link.display()))?;
     }
     symlink(original, link).with_context(|| {
-        format!("failed to link {} to {}", link.display(), original.display())
+        format!(
+            "failed to link {} to {}",
+            link.display(),
+            original.display()
+        )
     })
 }

@@ -11,7 +11,7 @@ use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Val
 use crate::errors::{self, Formatter};
 use crate::moat::sandbox::types::GuestError;
 use crate::timers::Timers;
-use crate::{RunOutcome, console, fs, process, text, timers};
+use crate::{RunOutcome, console, fs, http, process, text, timers, url, web};
 
 /// Maximum bytes of the shadow stack (the C stack in linear memory) that
 /// QuickJS may use below the frame that starts a cell or a job. Past it,
@@ -384,6 +384,8 @@ fn install_globals(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<Forma
     console::register(ctx, &native)?;
     text::register(ctx, &native)?;
     fs::register(ctx, &native)?;
+    url::register(ctx, &native)?;
+    http::register(ctx, &native)?;
     timers::register(ctx, &native, shared)?;
     process::register(ctx, &native, shared)?;
     native.set("promiseState", Function::new(ctx.clone(), promise_state)?)?;
@@ -391,12 +393,13 @@ fn install_globals(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<Forma
     let make_util: Function = eval_prelude(ctx, include_str!("js/inspect.js"))?;
     let util: Object = make_util.call((native.clone(),))?;
     let install: Function = eval_prelude(ctx, include_str!("js/globals.js"))?;
-    install.call::<_, ()>((native, util.clone()))?;
+    install.call::<_, ()>((native.clone(), util.clone()))?;
+    web::install(ctx, &native, &util)?;
 
     Formatter::new(ctx, &util)
 }
 
-fn eval_prelude<'js>(ctx: &Ctx<'js>, source: &str) -> rquickjs::Result<Function<'js>> {
+pub(crate) fn eval_prelude<'js>(ctx: &Ctx<'js>, source: &str) -> rquickjs::Result<Function<'js>> {
     let mut options = EvalOptions::default();
     options.strict = false;
     options.filename = Some(PRELUDE_FILENAME.to_string());

@@ -4,9 +4,12 @@ mod console;
 mod engine;
 mod errors;
 mod fs;
+mod http;
 mod process;
 mod text;
 mod timers;
+mod url;
+mod web;
 
 use std::cell::RefCell;
 

@@ -273,7 +273,38 @@
       return `[${name || "Object"}]`;
     }
 
+    const fields = displayFields(value);
+    if (fields !== undefined) {
+      return withChildren(value, state, () => formatContainer(fields, name, "Object", state, depth));
+    }
     return withChildren(value, state, () => formatContainer(value, name, objectTag, state, depth));
+  }
+
+  // Display functions for built-in classes that keep their state in
+  // private fields, such as URL and Headers, keyed by prototype. Each
+  // returns a plain object whose properties are shown after the class name.
+  const displays = new WeakMap();
+
+  function defineDisplay(constructor, display) {
+    displays.set(constructor.prototype, display);
+  }
+
+  function displayFields(value) {
+    let proto = ObjectGetPrototypeOf(value);
+    while (proto !== null) {
+      const display = displays.get(proto);
+      if (display !== undefined) {
+        try {
+          return display(value);
+        } catch {
+          // A prototype or a foreign object without the private fields
+          // prints like any other object.
+          return undefined;
+        }
+      }
+      proto = ObjectGetPrototypeOf(proto);
+    }
+    return undefined;
   }
 
   function formatContainer(value, name, objectTag, state, depth) {
@@ -435,5 +466,5 @@
     return out;
   }
 
-  return { inspect, format, errorStack };
+  return { inspect, format, errorStack, defineDisplay };
 })
