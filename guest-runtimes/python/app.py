@@ -14,6 +14,7 @@ import builtins
 import importlib
 import inspect
 import io
+import linecache
 import os
 import pkgutil
 import selectors
@@ -198,6 +199,31 @@ sys.meta_path.append(SandboxModuleFinder())
 sys.setrecursionlimit(RECURSION_LIMIT)
 
 
+def _narrowed_builtins(allowed: frozenset) -> dict:
+    """Builtins whose `__import__` admits only the `allowed` top-level names.
+
+    Only imports written in guest code go through it: library modules keep
+    the real `__import__`, so an allowed module can still use the others
+    internally. This narrows what a policy allows by name and is not a
+    security boundary. Nothing outside the baked set can be imported at all.
+    """
+    real_import = builtins.__import__
+    listing = ", ".join(sorted(allowed))
+
+    def checked_import(name, globals=None, locals=None, fromlist=(), level=0):
+        top = name.partition(".")[0]
+        if level == 0 and top not in allowed:
+            raise ModuleNotFoundError(
+                f"module '{name}' is not allowed by the moat policy (allowed: {listing})",
+                name=top,
+            )
+        return real_import(name, globals, locals, fromlist, level)
+
+    narrowed = dict(vars(builtins))
+    narrowed["__import__"] = checked_import
+    return narrowed
+
+
 def _exit_code(exit: SystemExit) -> int:
     code = exit.code
     if code is None:
@@ -212,11 +238,17 @@ def _exit_code(exit: SystemExit) -> int:
 
 
 def _describe(error: BaseException) -> GuestError:
-    # Drop the frames of this module so the traceback starts at user code.
+    # Drop the frames of this module (the cell runner and the import check)
+    # so the traceback shows only user and library code.
+    kept = []
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename != __file__:
+            kept.append(tb)
         tb = tb.tb_next
-    error = error.with_traceback(tb)
+    for current, following in zip(kept, kept[1:] + [None]):
+        current.tb_next = following
+    error = error.with_traceback(kept[0] if kept else None)
     stack = "".join(traceback.format_exception(error))
     return GuestError(
         name=type(error).__qualname__,
@@ -251,6 +283,12 @@ class WitWorld(wit_world.WitWorld):
         except OSError:
             pass
 
+        if options.allowed_modules is None:
+            self.namespace["__builtins__"] = builtins
+        else:
+            allowed = frozenset(options.allowed_modules)
+            self.namespace["__builtins__"] = _narrowed_builtins(allowed)
+
         try:
             value = self._execute(code, options.filename)
             return RunOutcome(value=_display(value), exit_code=None, error=None)
@@ -262,6 +300,10 @@ class WitWorld(wit_world.WitWorld):
             _flush_streams()
 
     def _execute(self, code: str, filename: str):
+        # Tracebacks read source lines through linecache; the code exists
+        # only in memory, so register it there under its display name.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         tree = compile(code, filename, "exec", flags | ast.PyCF_ONLY_AST)
 

@@ -138,6 +138,9 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = tokio.block_on(async {
         let runtime = Runtime::new(runtime_config)?;
         let mut sandbox = Sandbox::new(&runtime, language, &files, Vec::new())?;
+        if let Some(modules) = &policy.policy.python.modules {
+            sandbox.set_allowed_modules(modules.clone());
+        }
         let run_gate = gate.as_ref().map(|gate| gate.for_run());
         if let Some(run_gate) = &run_gate {
             sandbox.set_network(run_gate.clone());

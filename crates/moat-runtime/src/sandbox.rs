@@ -70,6 +70,7 @@ pub struct Sandbox {
     stderr: CappedPipe,
     fuel_metering: bool,
     stopped_by: Option<String>,
+    allowed_modules: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -145,6 +146,7 @@ impl Sandbox {
             stderr,
             fuel_metering: runtime.fuel_metering(),
             stopped_by: None,
+            allowed_modules: None,
         })
     }
 
@@ -152,6 +154,15 @@ impl Sandbox {
     /// egress gate. Without it every request is denied.
     pub fn set_network(&mut self, network: Arc<dyn Fetch>) {
         self.store.data_mut().network = Some(network);
+    }
+
+    /// Narrows the Python modules that code may import by name to
+    /// `modules` (top-level names, a subset of those baked into the guest).
+    /// The guest enforces this in the interpreter's import machinery, which
+    /// is a convenience for policy, not a security boundary: code cannot
+    /// import anything that was not baked into the guest in any case.
+    pub fn set_allowed_modules(&mut self, modules: Vec<String>) {
+        self.allowed_modules = Some(modules);
     }
 
     /// The sandbox's language.
@@ -263,6 +274,7 @@ impl Sandbox {
         };
         let options = WitRunOptions {
             filename: filename.to_owned(),
+            allowed_modules: self.allowed_modules.clone(),
         };
         instance.call_run(&mut self.store, code, &options).await
     }
