@@ -255,16 +255,3 @@ fn print_plain(report: &RunReport) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_timeout_text_matches_runtime_default() {
-        assert_eq!(
-            parse_duration(DEFAULT_TIMEOUT_TEXT),
-            Ok(moat_runtime::DEFAULT_TIMEOUT)
-        );
-    }
-}

@@ -7,6 +7,9 @@
 //! no network, no host directories, a scratch workspace and moat's default
 //! limits.
 
+mod defaults;
+mod explain;
+mod host_check;
 mod model;
 mod units;
 mod validate;
@@ -19,6 +22,13 @@ pub use model::{
     Policy, PythonSection, Scheme, SecretRule, SessionsSection,
 };
 pub use units::{ByteSize, HumanDuration, parse_bytes, parse_duration};
+
+pub use defaults::{
+    BUILTIN_FUEL, BUILTIN_MAX_SESSIONS, BUILTIN_MEMORY_BYTES, BUILTIN_SESSION_IDLE_TIMEOUT,
+    BUILTIN_SESSION_MAX_LIFETIME, BUILTIN_STDERR_BYTES, BUILTIN_STDOUT_BYTES, BUILTIN_TIMEOUT,
+    DEFAULT_EGRESS_METHODS, EffectiveLimits, MAX_MEMORY_BYTES, WORKSPACE_GUEST_PATH,
+};
+pub use explain::{explain, explain_json};
 
 /// The list of modules baked into the Python guest, one a line, as the guest
 /// build reads it.
@@ -132,7 +142,10 @@ impl Policy {
         })?;
         let mut policy = Policy::parse(&text, path)?;
 
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Resolve against the file's directory made absolute, so the grants
+        // stay right whatever the working directory is when they are used.
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = std::path::absolute(&parent).unwrap_or(parent);
         let absolute = |value: &str| -> String {
             let candidate = Path::new(value);
             match candidate.is_absolute() {

@@ -127,11 +127,11 @@ impl Serialize for ByteSize {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        if millis % 3_600_000 == 0 && millis > 0 {
+        if millis.is_multiple_of(3_600_000) && millis > 0 {
             write!(f, "{}h", millis / 3_600_000)
-        } else if millis % 60_000 == 0 && millis > 0 {
+        } else if millis.is_multiple_of(60_000) && millis > 0 {
             write!(f, "{}m", millis / 60_000)
-        } else if millis % 1000 == 0 {
+        } else if millis.is_multiple_of(1000) {
             write!(f, "{}s", millis / 1000)
         } else {
             write!(f, "{millis}ms")
@@ -143,7 +143,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
         for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if bytes >= size && bytes % size == 0 {
+            if bytes >= size && bytes.is_multiple_of(size) {
                 return write!(f, "{}{unit}", bytes / size);
             }
         }

@@ -3,24 +3,26 @@
 
 use std::collections::HashSet;
 
-use crate::model::{EgressRule, Policy};
-use crate::{BAKED_PYTHON_MODULES, Problem};
+mod network;
 
-/// Upper bound for the memory limit: a 32-bit guest cannot address more.
-const MAX_MEMORY_BYTES: u64 = 4 << 30;
+use crate::defaults::{EffectiveLimits, MAX_MEMORY_BYTES, WORKSPACE_GUEST_PATH};
+use crate::model::Policy;
+use crate::units::{ByteSize, HumanDuration};
+use crate::{BAKED_PYTHON_MODULES, Problem};
 
 /// Returns every problem found, each with the key path it concerns.
 pub(crate) fn check(policy: &Policy) -> Vec<Problem> {
     let mut problems = Vec::new();
+    check_name(policy, &mut problems);
     check_limits(policy, &mut problems);
     check_filesystem(policy, &mut problems);
 
     let mut rule_names = HashSet::new();
     for (index, rule) in policy.egress.iter().enumerate() {
-        check_egress_rule(index, rule, &mut rule_names, &mut problems);
+        network::check_egress_rule(index, rule, &mut rule_names, &mut problems);
     }
     check_python(policy, &mut problems);
-    check_secrets(policy, &rule_names, &mut problems);
+    network::check_secrets(policy, &rule_names, &mut problems);
     check_sessions(policy, &mut problems);
     problems
 }
@@ -29,6 +31,23 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
         path: path.into(),
         message: message.into(),
+    }
+}
+
+fn check_name(policy: &Policy, problems: &mut Vec<Problem>) {
+    let Some(name) = &policy.name else {
+        return;
+    };
+    if name.trim().is_empty() {
+        problems.push(problem(
+            "name",
+            "must not be empty: name the policy, such as \"analyst\", or remove the key",
+        ));
+    } else if name.chars().any(char::is_control) {
+        problems.push(problem(
+            "name",
+            "must be one line without control characters, such as \"analyst\"",
+        ));
     }
 }
 
@@ -59,7 +78,10 @@ fn check_limits(policy: &Policy, problems: &mut Vec<Problem>) {
             } else if memory.0 > MAX_MEMORY_BYTES {
                 problems.push(problem(
                     path("memory"),
-                    "must be at most \"4GiB\": a 32-bit guest cannot address more",
+                    format!(
+                        "{} is too large: a 32-bit guest cannot address more than \"4GiB\"",
+                        quoted(memory)
+                    ),
                 ));
             }
         }
@@ -116,103 +138,99 @@ fn check_limits(policy: &Policy, problems: &mut Vec<Problem>) {
             ));
         }
     }
+
+    check_builtin_default_above_max(policy, problems);
+}
+
+/// Reports a maximum below the built-in default that applies because the
+/// policy sets no default of its own: every run would start above its
+/// maximum.
+fn check_builtin_default_above_max(policy: &Policy, problems: &mut Vec<Problem>) {
+    let default = &policy.limits.default;
+    let max = &policy.limits.max;
+    let builtin = EffectiveLimits::BUILTIN;
+    let mut report = |key: &str, max_text: String, builtin_text: String| {
+        problems.push(problem(
+            format!("limits.max.{key}"),
+            format!(
+                "{max_text} is below moat's built-in default of {builtin_text}, which applies \
+                 because limits.default.{key} is not set; set limits.default.{key} to at most \
+                 {max_text}"
+            ),
+        ));
+    };
+
+    if default.timeout.is_none()
+        && let Some(value) = max.timeout
+        && value.0 < builtin.timeout
+    {
+        report(
+            "timeout",
+            quoted(value),
+            quoted(HumanDuration(builtin.timeout)),
+        );
+    }
+    if default.fuel.is_none()
+        && let Some(value) = max.fuel
+        && value < builtin.fuel
+    {
+        report("fuel", value.to_string(), builtin.fuel.to_string());
+    }
+    for (key, set_default, value, builtin_bytes) in [
+        ("memory", default.memory, max.memory, builtin.memory_bytes),
+        ("stdout", default.stdout, max.stdout, builtin.stdout_bytes),
+        ("stderr", default.stderr, max.stderr, builtin.stderr_bytes),
+    ] {
+        if set_default.is_none()
+            && let Some(value) = value
+            && value.0 < builtin_bytes
+        {
+            report(key, quoted(value), quoted(ByteSize(builtin_bytes)));
+        }
+    }
+}
+
+/// `value` as a TOML string, the way a policy file writes sizes and
+/// durations.
+fn quoted(value: impl std::fmt::Display) -> String {
+    format!("{:?}", value.to_string())
 }
 
 fn check_filesystem(policy: &Policy, problems: &mut Vec<Problem>) {
-    let mut guests: Vec<&str> = vec!["/workspace"];
+    let mut guests: Vec<&str> = vec![WORKSPACE_GUEST_PATH];
     for (index, rule) in policy.filesystem.iter().enumerate() {
         let path = |key: &str| format!("filesystem[{index}].{key}");
         if rule.host.trim().is_empty() {
-            problems.push(problem(path("host"), "must name a host directory"));
+            problems.push(problem(
+                path("host"),
+                "must name a host directory, such as \"data\" (relative to the policy file)",
+            ));
+        } else if rule.host.chars().any(char::is_control) {
+            problems.push(problem(
+                path("host"),
+                format!("{:?} must not contain control characters", rule.host),
+            ));
         }
+
         if let Some(reason) = guest_path_problem(&rule.guest) {
             problems.push(problem(path("guest"), reason));
             continue;
         }
         if let Some(other) = guests.iter().find(|other| nests(other, &rule.guest)) {
-            problems.push(problem(
-                path("guest"),
-                format!(
-                    "{:?} overlaps {other:?}, which is already mounted; choose another path",
+            let message = match *other == WORKSPACE_GUEST_PATH {
+                true => format!(
+                    "{:?} overlaps {WORKSPACE_GUEST_PATH}, the scratch directory every run gets; \
+                     choose another path, such as \"/data\"",
                     rule.guest
                 ),
-            ));
+                false => format!(
+                    "{:?} overlaps {other:?}, which an earlier grant mounts; choose another path",
+                    rule.guest
+                ),
+            };
+            problems.push(problem(path("guest"), message));
         }
         guests.push(&rule.guest);
-    }
-}
-
-fn check_egress_rule(
-    index: usize,
-    rule: &EgressRule,
-    names: &mut HashSet<String>,
-    problems: &mut Vec<Problem>,
-) {
-    let path = |key: &str| format!("egress[{index}].{key}");
-
-    if !valid_name(&rule.name) {
-        problems.push(problem(
-            path("name"),
-            format!("{:?} is not a valid rule name: use letters, digits, '-' and '_', such as \"exchange-rates\"", rule.name),
-        ));
-    } else if !names.insert(rule.name.clone()) {
-        problems.push(problem(
-            path("name"),
-            format!(
-                "{:?} is used by an earlier rule; names must be unique",
-                rule.name
-            ),
-        ));
-    }
-
-    if let Some(reason) = host_pattern_problem(&rule.host) {
-        problems.push(problem(path("host"), format!("{:?} {reason}", rule.host)));
-    }
-    if rule.port == Some(0) {
-        problems.push(problem(path("port"), "must be between 1 and 65535"));
-    }
-    for (method_index, method) in rule.methods.iter().enumerate() {
-        let valid = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
-        if !valid {
-            problems.push(problem(
-                format!("egress[{index}].methods[{method_index}]"),
-                format!("{method:?} is not a method: write it in upper case, such as \"GET\""),
-            ));
-        }
-    }
-    for (path_index, prefix) in rule.paths.iter().enumerate() {
-        let bad = !prefix.starts_with('/')
-            || prefix.contains("..")
-            || prefix.contains('?')
-            || prefix.contains('#')
-            || prefix.contains('\\');
-        if bad {
-            problems.push(problem(
-                format!("egress[{index}].paths[{path_index}]"),
-                format!("{prefix:?} is not a path prefix: it must start with '/' and contain no '..', '?', '#' or '\\\\'"),
-            ));
-        }
-    }
-    if rule.max_requests == Some(0) {
-        problems.push(problem(
-            path("max_requests"),
-            "must be greater than zero; remove the rule to allow no requests",
-        ));
-    }
-    for (key, value) in [
-        ("max_bytes", rule.max_bytes),
-        ("max_response_bytes", rule.max_response_bytes),
-        ("max_request_bytes", rule.max_request_bytes),
-    ] {
-        if value.is_some_and(|v| v.0 == 0) {
-            problems.push(problem(path(key), "must be greater than zero"));
-        }
-    }
-    if rule.timeout.is_some_and(|t| t.0.is_zero()) {
-        problems.push(problem(
-            path("timeout"),
-            "must be greater than zero, such as \"10s\"",
-        ));
     }
 }
 
@@ -238,63 +256,6 @@ fn check_python(policy: &Policy, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_secrets(policy: &Policy, rule_names: &HashSet<String>, problems: &mut Vec<Problem>) {
-    let mut names = HashSet::new();
-    for (index, secret) in policy.secrets.iter().enumerate() {
-        let path = |key: &str| format!("secrets[{index}].{key}");
-        if !valid_name(&secret.name) {
-            problems.push(problem(
-                path("name"),
-                format!(
-                    "{:?} is not a valid secret name: use letters, digits, '-' and '_'",
-                    secret.name
-                ),
-            ));
-        } else if !names.insert(secret.name.clone()) {
-            problems.push(problem(
-                path("name"),
-                format!("{:?} is used by an earlier secret", secret.name),
-            ));
-        }
-        match (&secret.env, &secret.file) {
-            (None, None) => problems.push(problem(
-                path("env"),
-                "a secret needs a source: set env = \"VARIABLE\" or file = \"path\"",
-            )),
-            (Some(_), Some(_)) => problems.push(problem(path("file"), "set env or file, not both")),
-            _ => {}
-        }
-        if !rule_names.contains(&secret.rule) {
-            problems.push(problem(
-                path("rule"),
-                format!(
-                    "{:?} is not the name of an egress rule in this policy",
-                    secret.rule
-                ),
-            ));
-        }
-        let header_valid = !secret.header.is_empty()
-            && secret
-                .header
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !header_valid {
-            problems.push(problem(
-                path("header"),
-                format!("{:?} is not a valid header name", secret.header),
-            ));
-        }
-        if let Some(format) = &secret.format
-            && format.matches("{value}").count() != 1
-        {
-            problems.push(problem(
-                path("format"),
-                "must contain \"{value}\" exactly once, such as \"Bearer {value}\"",
-            ));
-        }
-    }
-}
-
 fn check_sessions(policy: &Policy, problems: &mut Vec<Problem>) {
     let sessions = &policy.sessions;
     if sessions.idle_timeout.is_some_and(|t| t.0.is_zero()) {
@@ -312,7 +273,22 @@ fn check_sessions(policy: &Policy, problems: &mut Vec<Problem>) {
     if sessions.max_sessions == Some(0) {
         problems.push(problem(
             "sessions.max_sessions",
-            "must be greater than zero",
+            "must be greater than zero, such as 16",
+        ));
+    }
+
+    let idle = sessions.effective_idle_timeout();
+    let lifetime = sessions.effective_max_lifetime();
+    if sessions.idle_timeout.is_some() && !idle.is_zero() && !lifetime.is_zero() && idle > lifetime
+    {
+        problems.push(problem(
+            "sessions.idle_timeout",
+            format!(
+                "{} is longer than the maximum lifetime of {}, so it never applies; \
+                 lower idle_timeout or raise max_lifetime",
+                quoted(HumanDuration(idle)),
+                quoted(HumanDuration(lifetime))
+            ),
         ));
     }
 }
@@ -323,53 +299,6 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// What is wrong with an egress host pattern, if anything.
-fn host_pattern_problem(host: &str) -> Option<String> {
-    if host.is_empty() {
-        return Some("is empty: name a host, such as \"api.example.com\"".into());
-    }
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return None;
-    }
-    if let Some(inner) = host
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-    {
-        return match inner.parse::<std::net::Ipv6Addr>() {
-            Ok(_) => None,
-            Err(_) => Some("is not a valid IPv6 address".into()),
-        };
-    }
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    if name.contains('*') {
-        return Some("may use '*' only as a whole first label, as in \"*.example.com\"".into());
-    }
-    if host.starts_with("*.") && !name.contains('.') {
-        return Some(
-            "is too broad: a wildcard needs at least two labels after it, as in \"*.example.com\""
-                .into(),
-        );
-    }
-    let labels_valid = name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    if !labels_valid || name.len() > 253 {
-        return Some(
-            "is not a valid host name: use lowercase letters, digits, '-' and dots".into(),
-        );
-    }
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Some("must be lowercase".into());
-    }
-    None
 }
 
 fn guest_path_problem(path: &str) -> Option<String> {
@@ -390,8 +319,10 @@ fn guest_path_problem(path: &str) -> Option<String> {
             "{path:?} must be a normal absolute path without '.', '..', empty parts or a trailing '/'"
         ));
     }
-    if path.contains('\\') || path.contains('\0') {
-        return Some(format!("{path:?} must not contain backslashes or NUL"));
+    if path.contains('\\') || path.chars().any(char::is_control) {
+        return Some(format!(
+            "{path:?} must not contain backslashes or control characters"
+        ));
     }
     None
 }
@@ -404,38 +335,4 @@ fn nests(a: &str, b: &str) -> bool {
                 .is_some_and(|rest| rest.starts_with('/'))
     };
     inside(a, b) || inside(b, a)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_patterns() {
-        for good in [
-            "api.example.com",
-            "*.example.com",
-            "127.0.0.1",
-            "::1",
-            "[::1]",
-            "localhost",
-        ] {
-            assert_eq!(host_pattern_problem(good), None, "{good}");
-        }
-        for bad in [
-            "",
-            "*",
-            "*.com",
-            "a*.example.com",
-            "api.*.com",
-            "exa mple.com",
-            "-a.com",
-            "API.example.com",
-        ] {
-            assert!(
-                host_pattern_problem(bad).is_some(),
-                "{bad} should be rejected"
-            );
-        }
-    }
 }

@@ -8,24 +8,24 @@ use crate::error::RuntimeError;
 
 /// Default wall-clock time one execution may take, host calls included.
 /// Guards against infinite loops and code that sleeps or waits forever.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = moat_policy::BUILTIN_TIMEOUT;
 
 /// Default fuel, in WebAssembly instructions (roughly: wasmtime charges one
 /// unit per instruction). Guards against CPU-bound code independently of
 /// machine speed, so a verdict is the same on a fast and a slow machine.
 /// Ten billion is several seconds of interpreter work.
-pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+pub const DEFAULT_FUEL: u64 = moat_policy::BUILTIN_FUEL;
 
 /// Default cap on the guest's linear memory, in bytes. Guards the host's
 /// memory against code that allocates without bound.
-pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_MEMORY_BYTES: u64 = moat_policy::BUILTIN_MEMORY_BYTES;
 
 /// Default cap on captured stdout, in bytes. Guards the host and the caller
 /// against code that prints without bound.
-pub const DEFAULT_STDOUT_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_STDOUT_BYTES: u64 = moat_policy::BUILTIN_STDOUT_BYTES;
 
 /// Default cap on captured stderr, in bytes.
-pub const DEFAULT_STDERR_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_STDERR_BYTES: u64 = moat_policy::BUILTIN_STDERR_BYTES;
 
 /// Default cap on the number of elements in a WebAssembly table. Tables hold
 /// function references; an interpreter needs a few thousand.
@@ -33,7 +33,7 @@ pub const DEFAULT_TABLE_ELEMENTS: u64 = 1_000_000;
 
 /// Upper bound accepted for the memory limit: a 32-bit guest cannot address
 /// more than 4 GiB.
-pub const MAX_MEMORY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+pub const MAX_MEMORY_BYTES: u64 = moat_policy::MAX_MEMORY_BYTES;
 
 /// The limits that apply to one execution. Every limit that ends a run is
 /// named in the run's outcome.
