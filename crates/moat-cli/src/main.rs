@@ -2,6 +2,7 @@
 //! WebAssembly sandbox.
 
 mod exit;
+mod policy_cmd;
 mod run;
 mod setup;
 mod units;
@@ -45,6 +46,8 @@ struct EngineArgs {
 enum Command {
     /// Run one script in a fresh sandbox and print its output
     Run(run::RunArgs),
+    /// Check a policy file, explain it, or print its JSON Schema
+    Policy(policy_cmd::PolicyArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.engine, args),
+        Command::Policy(args) => policy_cmd::run(args),
     };
     match result {
         Ok(code) => code,
