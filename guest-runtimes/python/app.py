@@ -18,6 +18,7 @@ import linecache
 import os
 import pkgutil
 import selectors
+import socket
 import sys
 import time
 import traceback
@@ -102,9 +103,33 @@ def _bake_time_zones():
     return sorted(zones)
 
 
+class _NoSocketsWhileBaking:
+    """Stands in for `socket.socket` while the snapshot is made.
+
+    Some modules open a socket at import time to probe the platform
+    (urllib3 checks for IPv6 support this way). A socket created then would
+    be a WASI resource handle frozen into the snapshot, and it does not
+    exist in a new instance: using it traps with "unknown handle index".
+    Refusing sockets during the build makes such probes take their
+    no-network path instead.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise OSError("sockets are not available while the guest is built")
+
+
+def _bake_modules(names):
+    real_socket = socket.socket
+    socket.socket = _NoSocketsWhileBaking
+    try:
+        for name in names:
+            _import_with_submodules(name)
+    finally:
+        socket.socket = real_socket
+
+
 BAKED_MODULES = _read_module_list()
-for _name in BAKED_MODULES:
-    _import_with_submodules(_name)
+_bake_modules(BAKED_MODULES)
 
 import zoneinfo  # noqa: E402 - imported through modules.txt above
 

@@ -268,7 +268,8 @@ for name, attempt in attempts:
          udp PermissionError [Errno 2] Permission denied\n\
          create_connection gaierror [Errno -4] Non-recoverable error\n\
          getaddrinfo gaierror [Errno -4] Non-recoverable error\n\
-         urlopen URLError <urlopen error [Errno -4] Non-recoverable error>\n",
+         urlopen _DeniedURLError <urlopen error network access is denied: this sandbox has no \
+         egress policy, so no host can be reached>\n",
     );
     match listener.accept() {
         Ok((_, peer)) => panic!("the guest reached the listener from {peer}"),

@@ -7,7 +7,9 @@
 //! `MOAT_CACHE_DIR`, or `target/moat-cache`, across test processes.
 
 mod cache;
+mod egress;
 mod escapes;
+mod http_server;
 mod javascript;
 mod limits;
 mod python_errors;

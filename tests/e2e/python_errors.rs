@@ -7,7 +7,7 @@ use crate::support::{assert_ok, assert_outcome, python, stderr};
 
 #[tokio::test]
 async fn import_unbaked_module_rejected() {
-    for module in ["numpy", "tkinter", "ctypes", "requests"] {
+    for module in ["numpy", "tkinter", "ctypes", "pandas"] {
         let report = python(&format!("import {module}")).await;
 
         assert_outcome(&report, Outcome::Error);

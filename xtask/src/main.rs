@@ -3,6 +3,7 @@
 
 mod bench;
 mod js_guest;
+mod mcp_tests;
 mod python_guest;
 mod util;
 
@@ -156,7 +157,9 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .env("MOAT_CACHE_DIR", root.join("target/moat-cache"))
             .current_dir(root),
         "run the tests",
-    )
+    )?;
+    // MCP client tests with the official Python SDK against `moat serve`.
+    mcp_tests::run(root, &guest_dir)
 }
 
 fn cargo() -> Command {

@@ -4,6 +4,7 @@
 mod exit;
 mod policy_cmd;
 mod run;
+mod serve;
 mod setup;
 mod units;
 
@@ -46,6 +47,8 @@ struct EngineArgs {
 enum Command {
     /// Run one script in a fresh sandbox and print its output
     Run(run::RunArgs),
+    /// Serve MCP over stdio, or streamable HTTP with --http
+    Serve(serve::ServeArgs),
     /// Check a policy file, explain it, or print its JSON Schema
     Policy(policy_cmd::PolicyArgs),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.engine, args),
+        Command::Serve(args) => serve::run(&cli.engine, args),
         Command::Policy(args) => policy_cmd::run(args),
     };
     match result {

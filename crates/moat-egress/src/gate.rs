@@ -44,6 +44,9 @@ const FORBIDDEN_HEADERS: [&str; 10] = [
     "proxy-connection",
 ];
 
+/// Guest headers dropped when a redirect leads to another origin.
+const CROSS_ORIGIN_STRIPPED: [&str; 2] = ["authorization", "cookie"];
+
 /// A name pinned to addresses, as curl's `--resolve HOST:PORT:ADDR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveOverride {
@@ -407,7 +410,7 @@ impl Fetch for RunGate {
         if method.is_empty() || !method.bytes().all(is_token_byte) {
             return Err(invalid(format!("invalid method {:?}", request.method)));
         }
-        let guest_headers = clean_headers(&request.headers).map_err(invalid)?;
+        let mut guest_headers = clean_headers(&request.headers).map_err(invalid)?;
         let mut body = request.body;
 
         for number in 0..=MAX_REDIRECTS {
@@ -441,6 +444,14 @@ impl Fetch for RunGate {
             {
                 method = "GET".to_owned();
                 body = None;
+            }
+            // Credentials the guest set for one origin must not reach
+            // another, as browsers and HTTP libraries do when they follow a
+            // redirect themselves. Policy secrets are chosen per hop anyway.
+            if next.origin() != url.origin() {
+                guest_headers.retain(|(name, _)| {
+                    !CROSS_ORIGIN_STRIPPED.contains(&name.to_ascii_lowercase().as_str())
+                });
             }
             url = next;
         }
@@ -595,7 +606,8 @@ impl RunGate {
                 }
             }
         }
-        if let Err(reason) = self.charge(rule, body.len() as u64) {
+        if let Err(reason) = self.charge(rule, body.len() as u64 + header_bytes(&response_headers))
+        {
             let error = FetchError::new(FetchErrorKind::BudgetExhausted, reason);
             return Err(self.fail(hop, &rule.name, Some(address), error));
         }
@@ -658,6 +670,14 @@ fn clean_headers(headers: &[(String, String)]) -> Result<Vec<(String, String)>, 
         cleaned.push((name.clone(), value.clone()));
     }
     Ok(cleaned)
+}
+
+/// Bytes the headers take on the wire: name, `: `, value and CRLF each.
+fn header_bytes(headers: &[(String, String)]) -> u64 {
+    headers
+        .iter()
+        .map(|(name, value)| (name.len() + value.len() + 4) as u64)
+        .sum()
 }
 
 fn is_token_byte(byte: u8) -> bool {

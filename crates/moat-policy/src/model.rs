@@ -157,8 +157,8 @@ pub struct EgressRule {
     pub allow_private_addresses: bool,
     /// Requests one run may send under this rule.
     pub max_requests: Option<u32>,
-    /// Bytes one run may send and receive under this rule, bodies and
-    /// headers counted.
+    /// Bytes one run may send and receive under this rule, counting request
+    /// and response bodies (headers are capped by the HTTP client).
     pub max_bytes: Option<ByteSize>,
     /// Largest response body accepted.
     pub max_response_bytes: Option<ByteSize>,

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod demo;
+mod egress;
 mod exit_codes;
 mod run;
 mod support;

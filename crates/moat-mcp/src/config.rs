@@ -1,0 +1,181 @@
+//! The server's configuration: default and maximum limits, session quotas,
+//! concurrency and size caps, with their documented defaults.
+
+use std::time::Duration;
+
+use moat_runtime::{DirGrant, Limits, MAX_MEMORY_BYTES};
+
+/// Time a session may sit unused before it is closed. Guards the host's
+/// memory and disk against sessions that clients forget.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Time a session may live in total, however busy. Bounds how long one
+/// interpreter's state, and its workspace, can grow.
+pub const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(4 * 3600);
+
+/// Sessions open at once. Each holds an interpreter instance (tens of MiB
+/// for Python) and a scratch directory.
+pub const DEFAULT_MAX_SESSIONS: usize = 16;
+
+/// Executions running at once across all sessions. Past it a run is
+/// rejected with a busy error instead of queueing.
+pub const DEFAULT_MAX_CONCURRENT_EXECUTIONS: usize = 8;
+
+/// Size of the `code` argument of one run, in bytes.
+pub const DEFAULT_MAX_CODE_BYTES: usize = 1024 * 1024;
+
+/// Size of one workspace file that a client writes or reads, and of one
+/// file returned inline after a run, in bytes.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Time running executions get to finish after SIGINT or SIGTERM before
+/// they are cancelled.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Default wall-clock limit of one run over MCP. Shorter than `moat run`'s,
+/// because a model waits for the answer in a conversation.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Highest wall-clock limit a request may ask for.
+pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Highest fuel a request may ask for: about ten times the default.
+pub const MAX_RUN_FUEL: u64 = 100_000_000_000;
+
+/// Highest linear memory a request may ask for, in bytes.
+pub const MAX_RUN_MEMORY_BYTES: u64 = MAX_MEMORY_BYTES;
+
+/// Highest stdout or stderr cap a request may ask for, in bytes.
+pub const MAX_RUN_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Everything `moat serve` can be told, filled from flags or a policy file.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Limits of a run that asks for none.
+    pub default_limits: Limits,
+    /// Upper bound of each limit; a request asking for more gets this.
+    pub max_limits: Limits,
+    /// Time an unused session stays open.
+    pub session_idle_timeout: Duration,
+    /// Time a session stays open in total.
+    pub session_max_lifetime: Duration,
+    /// Sessions open at once.
+    pub max_sessions: usize,
+    /// Executions running at once across all sessions.
+    pub max_concurrent_executions: usize,
+    /// Size of the `code` argument, in bytes.
+    pub max_code_bytes: usize,
+    /// Size of one file written, read or returned, in bytes.
+    pub max_file_bytes: u64,
+    /// Host directories every sandbox sees besides its `/workspace`.
+    pub grants: Vec<DirGrant>,
+    /// Time running executions get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            default_limits: Limits {
+                timeout: DEFAULT_RUN_TIMEOUT,
+                ..Limits::default()
+            },
+            max_limits: Limits {
+                timeout: MAX_RUN_TIMEOUT,
+                fuel: MAX_RUN_FUEL,
+                memory_bytes: MAX_RUN_MEMORY_BYTES,
+                stdout_bytes: MAX_RUN_OUTPUT_BYTES,
+                stderr_bytes: MAX_RUN_OUTPUT_BYTES,
+            },
+            session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
+            session_max_lifetime: DEFAULT_SESSION_MAX_LIFETIME,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_concurrent_executions: DEFAULT_MAX_CONCURRENT_EXECUTIONS,
+            max_code_bytes: DEFAULT_MAX_CODE_BYTES,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            grants: Vec::new(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks that the configuration can work: limits valid, each default
+    /// within its maximum, quotas above zero.
+    pub fn validate(&self) -> Result<(), String> {
+        self.default_limits
+            .validate()
+            .map_err(|error| format!("invalid default limits: {error}"))?;
+        self.max_limits
+            .validate()
+            .map_err(|error| format!("invalid maximum limits: {error}"))?;
+
+        let defaults = &self.default_limits;
+        let maxima = &self.max_limits;
+        let pairs = [
+            (
+                "timeout (ms)",
+                defaults.timeout.as_millis() as u64,
+                maxima.timeout.as_millis() as u64,
+            ),
+            ("fuel", defaults.fuel, maxima.fuel),
+            ("memory (bytes)", defaults.memory_bytes, maxima.memory_bytes),
+            ("stdout (bytes)", defaults.stdout_bytes, maxima.stdout_bytes),
+            ("stderr (bytes)", defaults.stderr_bytes, maxima.stderr_bytes),
+        ];
+        for (name, default, max) in pairs {
+            if default > max {
+                return Err(format!(
+                    "the default {name} limit {default} is above its maximum {max}: \
+                     lower the default or raise the maximum"
+                ));
+            }
+        }
+
+        let quotas = [
+            ("max sessions", self.max_sessions),
+            ("max concurrent executions", self.max_concurrent_executions),
+            ("max code bytes", self.max_code_bytes),
+        ];
+        for (name, value) in quotas {
+            if value == 0 {
+                return Err(format!("invalid {name}: must be greater than zero"));
+            }
+        }
+        if self.max_file_bytes == 0 {
+            return Err("invalid max file bytes: must be greater than zero".into());
+        }
+        if self.session_idle_timeout.is_zero() || self.session_max_lifetime.is_zero() {
+            return Err("invalid session timeouts: both must be greater than zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn default_above_maximum_is_rejected() {
+        let mut config = ServerConfig::default();
+        config.default_limits.fuel = config.max_limits.fuel + 1;
+        let error = config.validate().expect_err("default above maximum");
+        assert!(error.contains("default fuel limit"), "{error}");
+    }
+
+    #[test]
+    fn zero_quota_is_rejected() {
+        let config = ServerConfig {
+            max_sessions: 0,
+            ..ServerConfig::default()
+        };
+        let error = config.validate().expect_err("zero sessions");
+        assert_eq!(error, "invalid max sessions: must be greater than zero");
+    }
+}
