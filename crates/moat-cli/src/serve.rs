@@ -26,6 +26,17 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, clap::Args)]
 #[command(after_help = SERVE_HELP)]
 pub struct ServeArgs {
+    /// Policy file for every run. With one, limits (defaults and maxima),
+    /// sessions, directories, Python modules and network access come from
+    /// the policy, and the limit and session flags below are not used
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// Pin a host name to an address for egress, as curl does:
+    /// HOST:PORT:ADDR (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = moat_egress::ResolveOverride::parse)]
+    resolve: Vec<moat_egress::ResolveOverride>,
+
     /// Serve streamable HTTP on ADDR (such as 127.0.0.1:8080, or a port
     /// alone for loopback) instead of stdio; the endpoint is /mcp
     #[arg(long, value_name = "ADDR")]
@@ -208,10 +219,60 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         max_file_bytes: args.max_file_size,
         grants: args.dirs.clone(),
         shutdown_grace: args.shutdown_grace,
+        network: None,
+        network_rules: Vec::new(),
+        allowed_modules: None,
+    };
+    let config = match &args.policy {
+        Some(path) => apply_policy(config, path, &args.resolve)?,
+        None => config,
     };
     if let Err(problem) = config.validate() {
         bail!("{problem}");
     }
+    Ok(config)
+}
+
+/// Replaces the flag-derived limits, sessions and network settings with the
+/// policy's, and adds its directory grants to those of `--dir`.
+fn apply_policy(
+    mut config: ServerConfig,
+    path: &std::path::Path,
+    resolve: &[moat_egress::ResolveOverride],
+) -> anyhow::Result<ServerConfig> {
+    let loaded = crate::setup::load_policy(Some(path))?;
+    let policy = &loaded.policy;
+
+    let (defaults, maxima) = crate::setup::policy_limits(policy);
+    config.default_limits = defaults;
+    config.max_limits = maxima;
+    config.session_idle_timeout = policy.sessions.effective_idle_timeout();
+    config.session_max_lifetime = policy.sessions.effective_max_lifetime();
+    config.max_sessions = policy.sessions.effective_max_sessions() as usize;
+
+    let mut grants = crate::setup::policy_grants(policy);
+    grants.append(&mut config.grants);
+    config.grants = grants;
+
+    config.network = crate::setup::build_gate(policy, resolve)?;
+    config.network_rules = policy
+        .egress
+        .iter()
+        .map(|rule| {
+            format!(
+                "{} {}://{}:{}{}",
+                rule.effective_methods().join("/"),
+                rule.scheme.as_str(),
+                rule.host,
+                rule.effective_port(),
+                match rule.paths.is_empty() {
+                    true => String::new(),
+                    false => format!(" under {}", rule.paths.join(", ")),
+                }
+            )
+        })
+        .collect();
+    config.allowed_modules = policy.python.modules.clone();
     Ok(config)
 }
 

@@ -71,6 +71,13 @@ pub struct ServerConfig {
     pub grants: Vec<DirGrant>,
     /// Time running executions get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The policy's egress gate; `None` denies every HTTP request.
+    pub network: Option<moat_egress::Gate>,
+    /// One line per egress rule, for `describe_sandbox`.
+    pub network_rules: Vec<String>,
+    /// Python modules the policy allows by name; `None` allows every baked
+    /// module.
+    pub allowed_modules: Option<Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +101,9 @@ impl Default for ServerConfig {
             max_code_bytes: DEFAULT_MAX_CODE_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             grants: Vec::new(),
+            network: None,
+            network_rules: Vec::new(),
+            allowed_modules: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }

@@ -67,7 +67,10 @@ pub fn describe(state: &ServerState) -> SandboxDescription {
         grants,
         default_limits: AppliedLimits::from(&config.default_limits),
         max_limits: AppliedLimits::from(&config.max_limits),
-        network: "none".into(),
+        network: match config.network_rules.is_empty() {
+            true => "none".into(),
+            false => format!("allow-list: {}", config.network_rules.join("; ")),
+        },
         max_sessions: config.max_sessions as u64,
         session_idle_timeout_seconds: config.session_idle_timeout.as_secs(),
         session_max_lifetime_seconds: config.session_max_lifetime.as_secs(),
@@ -84,7 +87,7 @@ fn language_info(state: &ServerState, language: Language) -> LanguageInfo {
         Language::Python => (
             "run_python",
             python_modules(),
-            "pip and third-party packages (numpy, pandas, requests), and modules that \
+            "pip and third-party packages other than requests (numpy, pandas), and modules that \
              need threads, subprocesses, sockets or native libraries: threading, \
              multiprocessing, subprocess, socket, ssl, ctypes, bz2, lzma",
         ),
@@ -92,8 +95,8 @@ fn language_info(state: &ServerState, language: Language) -> LanguageInfo {
             "run_javascript",
             JAVASCRIPT_GLOBALS.iter().map(|g| (*g).to_owned()).collect(),
             "npm packages, ES module imports of packages, XMLHttpRequest, node's net, \
-             http, child_process and worker_threads, and the DOM; fetch exists but every \
-             request fails because this server grants no network",
+             http, child_process and worker_threads, and the DOM; fetch reaches only the \
+             destinations the network allow-list names",
         ),
     };
     LanguageInfo {
@@ -148,11 +151,21 @@ fn prose(description: &SandboxDescription) -> String {
         "  nothing else of the host filesystem exists for the code\n"
     );
 
-    let _ = writeln!(
-        text,
-        "Network: none. Sockets and DNS do not exist, and HTTP requests (Python's \
-         urllib, JavaScript's fetch) fail with a denial.\n"
-    );
+    if description.network == "none" {
+        let _ = writeln!(
+            text,
+            "Network: none. Sockets and DNS do not exist, and HTTP requests (Python's \
+             urllib and requests, JavaScript's fetch) fail with a denial.\n"
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "Network: HTTP only, through Python's urllib and requests or JavaScript's fetch, \
+             to these destinations ({}). Every other request fails with a denial that names \
+             the rule; sockets and DNS do not exist.\n",
+            description.network.trim_start_matches("allow-list: ")
+        );
+    }
 
     let defaults = &description.default_limits;
     let maxima = &description.max_limits;

@@ -285,6 +285,7 @@ async fn run_locked(
 
     slot.cells += 1;
     let filename = cell_filename(session.language, Some(slot.cells));
+    crate::sessions::prepare_run(&mut slot.sandbox, &state.config);
     let (report, interruption) = execute(
         &mut slot.sandbox,
         &checked.code,
@@ -347,6 +348,7 @@ async fn run_once(
     let mut sandbox = new_sandbox(&state.runtime, language, &files)
         .map_err(|error| errors::internal(format!("failed to create the sandbox: {error}")))?;
     let filename = cell_filename(language, None);
+    crate::sessions::prepare_run(&mut sandbox, &state.config);
     let (report, interruption) = execute(
         &mut sandbox,
         &checked.code,

@@ -264,10 +264,18 @@ impl SessionManager {
     }
 }
 
+/// Applies the policy's network and module rules before a run: each run
+/// gets a fresh view of the gate, so request and byte budgets are per run.
+pub fn prepare_run(sandbox: &mut Sandbox, config: &crate::config::ServerConfig) {
+    if let Some(gate) = &config.network {
+        sandbox.set_network(gate.for_run());
+    }
+    if let Some(modules) = &config.allowed_modules {
+        sandbox.set_allowed_modules(modules.clone());
+    }
+}
+
 /// Creates a sandbox with no standard input and `files` preopened.
-///
-/// TODO: `moat serve` has no egress policy yet, so `Sandbox::set_network`
-/// is never called and every HTTP request from the guest is denied.
 pub fn new_sandbox(
     runtime: &Runtime,
     language: Language,

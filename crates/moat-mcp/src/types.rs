@@ -476,7 +476,8 @@ pub struct SandboxDescription {
     pub default_limits: AppliedLimits,
     /// Highest limits a run may ask for.
     pub max_limits: AppliedLimits,
-    /// Network access: always "none" in this version.
+    /// Network access: "none", or "allow-list: " and the allowed
+    /// destinations.
     pub network: String,
     /// Sessions that may be open at once.
     pub max_sessions: u64,
