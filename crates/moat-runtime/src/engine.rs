@@ -83,6 +83,9 @@ impl Runtime {
     /// Creates the engine and starts its epoch ticker. Guests load on first
     /// use, or up front through [`Runtime::load`].
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        // TODO: the pooling allocator with copy-on-write memory images would
+        // cut the first run of a fresh sandbox (about 3 ms for Python, most of
+        // it instantiation); see docs/benchmarks.md.
         let mut wasm_config = Config::new();
         wasm_config
             .wasm_component_model(true)

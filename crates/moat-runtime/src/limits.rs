@@ -37,6 +37,9 @@ pub const MAX_MEMORY_BYTES: u64 = moat_policy::MAX_MEMORY_BYTES;
 
 /// The limits that apply to one execution. Every limit that ends a run is
 /// named in the run's outcome.
+///
+/// TODO: cap the number and total size of files a run writes to its
+/// workspace and read-write grants; today only the host's disk bounds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Wall-clock deadline, enforced by epoch interruption while the guest
