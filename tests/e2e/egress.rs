@@ -1708,3 +1708,24 @@ print(urllib_call(BASE + "/bytes/1", headers={"X-Padding": "p" * 200}))
     );
     assert_eq!(server.targets(), ["/bytes/1"]);
 }
+
+#[tokio::test]
+async fn trailing_dot_host_stays_pinned() {
+    // `api.test.` matches the rule for `api.test`; the connection must still
+    // go to the pinned address rather than to a fresh DNS lookup, which for
+    // this made-up name would fail.
+    let server = TestServer::start();
+    let port = server.port();
+    let gate = run_gate(vec![api_rule(&server)], vec![], loopback_pins(&server));
+    let code = format!(
+        r#"
+with urllib.request.urlopen("http://api.test.:{port}/hello") as response:
+    print(response.status)
+"#
+    );
+
+    let report = python_through(&gate, port, &code).await;
+
+    assert_eq!(ok_lines(&report), ["200"]);
+    assert_eq!(server.targets(), ["/hello"]);
+}

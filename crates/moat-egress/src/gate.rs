@@ -324,12 +324,18 @@ impl RunGate {
         };
 
         // Pinning the checked addresses means reqwest performs no lookup of
-        // its own, so DNS cannot answer differently the second time.
+        // its own, so DNS cannot answer differently the second time. The pin
+        // must use the host exactly as the URL spells it: reqwest looks the
+        // URL's host up in its overrides, and a spelling the rules normalize
+        // (a trailing dot, upper case) would otherwise miss the pin and fall
+        // through to a fresh DNS lookup.
+        let url_host = hop.url.host_str().unwrap_or(&target.host).to_owned();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(timeout)
             .resolve_to_addrs(&target.host, addresses)
+            .resolve_to_addrs(&url_host, addresses)
             .build()
             .map_err(|error| {
                 FetchError::new(
@@ -611,7 +617,15 @@ impl RunGate {
             let error = FetchError::new(FetchErrorKind::BudgetExhausted, reason);
             return Err(self.fail(hop, &rule.name, Some(address), error));
         }
-        redact_bytes(self.config.secrets.as_slice(), &mut body);
+        // A redacted body changes length; a stale Content-Length would both
+        // mislead the guest's HTTP library and reveal the secret's length.
+        if redact_bytes(self.config.secrets.as_slice(), &mut body) {
+            for (name, value) in &mut response_headers {
+                if name.eq_ignore_ascii_case("content-length") {
+                    *value = body.len().to_string();
+                }
+            }
+        }
 
         let mut event = hop.event(Some(&rule.name), Decision::Allowed, None);
         event.address = Some(address.to_string());

@@ -355,7 +355,18 @@ fn write_python(out: &mut String, policy: &Policy) {
                 ),
             );
             wrap_list(out, modules.iter().map(String::as_str));
-            line(out, "  Every other module is refused at import.");
+            line(
+                out,
+                "  Importing any other module by name is refused. This is a name filter inside",
+            );
+            line(
+                out,
+                "  the interpreter, not a security boundary: modules reachable through an allowed",
+            );
+            line(
+                out,
+                "  one stay usable. Modules not baked into the guest cannot be used at all.",
+            );
         }
     }
     line(
@@ -381,7 +392,18 @@ fn write_secrets(out: &mut String, policy: &Policy) {
         out,
         "  The HTTP gate writes each secret into requests that its rule allows.",
     );
-    line(out, "  Guest code never receives the values.");
+    line(
+        out,
+        "  Guest code never receives the values from moat, and an exact copy echoed in a",
+    );
+    line(
+        out,
+        "  response is redacted. A server that echoes a value in another form (encoded,",
+    );
+    line(
+        out,
+        "  split) would reveal it: bind secrets only to servers you trust.",
+    );
     for secret in &policy.secrets {
         let source = match (&secret.env, &secret.file) {
             (Some(variable), _) => format!("environment variable {variable} of the moat process"),
@@ -484,7 +506,10 @@ fn write_forbidden(out: &mut String, policy: &Policy) {
         "  - read host environment variables or the values of secrets",
     );
     if policy.python.modules.is_some() {
-        line(out, "  - import a Python module outside the list above");
+        line(
+            out,
+            "  - import a Python module outside the list above by name",
+        );
     }
     line(out, "  - run past the limits above");
 }
