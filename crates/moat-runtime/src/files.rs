@@ -45,6 +45,16 @@ impl DirGrant {
                  such as ./data:/data:ro"
             ));
         };
+        // `data:/x:rx` splits into host `data:/x` and guest `rx`: a guest
+        // path that is not absolute after another colon is a mistyped mode.
+        if !guest.starts_with('/')
+            && let Some((_, earlier)) = host.rsplit_once(':')
+            && earlier.starts_with('/')
+        {
+            return Err(format!(
+                "invalid directory grant {spec:?}: unknown mode {guest:?}, expected ro or rw"
+            ));
+        }
         if host.is_empty() {
             return Err(format!(
                 "invalid directory grant {spec:?}: the host path is empty"
@@ -193,6 +203,15 @@ mod tests {
         let grant = DirGrant::parse(r"C:\data:/data:ro").expect("valid");
         assert_eq!(grant.host_path, PathBuf::from(r"C:\data"));
         assert_eq!(grant.guest_path, "/data");
+    }
+
+    #[test]
+    fn parse_grant_with_mistyped_mode_fails() {
+        let error = DirGrant::parse("data:/x:rx").expect_err("bad mode");
+        assert!(
+            error.contains("unknown mode \"rx\", expected ro or rw"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -138,13 +138,13 @@ fn bad_input_timeout_unit() {
     let dir = tempdir();
     let path = script(dir.path(), "ok.py", "print(1)\n");
 
-    let finished = finish(moat().arg("run").arg(&path).args(["--timeout", "5h"]));
+    let finished = finish(moat().arg("run").arg(&path).args(["--timeout", "5d"]));
 
     assert_usage_error(
         &finished,
         &[
-            "invalid value '5h' for '--timeout <DURATION>'",
-            "unknown unit \"h\"",
+            "invalid value '5d' for '--timeout <DURATION>'",
+            "unknown unit \"d\"",
         ],
     );
 }
