@@ -159,7 +159,11 @@ pub async fn read_resource(
     session.touch();
 
     let contents = match String::from_utf8(bytes) {
-        Ok(text) => ResourceContents::text(text, uri).with_mime_type(mime_type(&path, true)),
+        Ok(text) if crate::run::is_text(&text) => {
+            ResourceContents::text(text, uri).with_mime_type(mime_type(&path, true))
+        }
+        Ok(text) => ResourceContents::blob(BASE64.encode(text.as_bytes()), uri)
+            .with_mime_type(mime_type(&path, false)),
         Err(error) => ResourceContents::blob(BASE64.encode(error.as_bytes()), uri)
             .with_mime_type(mime_type(&path, false)),
     };

@@ -501,8 +501,36 @@ fn inline_content(
 /// Text when `bytes` are UTF-8, base64 otherwise.
 pub fn encode(bytes: Vec<u8>) -> (String, Encoding) {
     match String::from_utf8(bytes) {
-        Ok(text) => (text, Encoding::Text),
+        Ok(text) if is_text(&text) => (text, Encoding::Text),
+        Ok(text) => (BASE64.encode(text.as_bytes()), Encoding::Base64),
         Err(error) => (BASE64.encode(error.as_bytes()), Encoding::Base64),
+    }
+}
+
+/// Whether valid UTF-8 reads as text: no NUL and no control characters
+/// other than tab, line breaks, form feed and escape. Files with others
+/// (binary formats that happen to be valid UTF-8) are returned as base64.
+pub fn is_text(text: &str) -> bool {
+    text.chars().all(|c| {
+        !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c' | '\x1b') || c as u32 >= 0x80
+    })
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_base64() {
+        assert_eq!(encode(vec![0, 1, 2]), ("AAEC".to_owned(), Encoding::Base64));
+    }
+
+    #[test]
+    fn plain_text_stays_text() {
+        assert_eq!(
+            encode(b"a\tb\r\n".to_vec()),
+            ("a\tb\r\n".to_owned(), Encoding::Text)
+        );
     }
 }
 
