@@ -212,6 +212,12 @@ fn read_script(path: &Path, lang: Option<Language>) -> anyhow::Result<(String, L
         )
     })?;
 
+    // A UTF-8 byte order mark is not source text; CPython skips it too.
+    let code = match code.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => code,
+    };
+
     let filename = match from_stdin {
         true => "<stdin>".to_owned(),
         false => path

@@ -18,6 +18,18 @@ fn run_python_hello() {
 }
 
 #[test]
+fn run_python_with_byte_order_mark() {
+    // Editors on Windows often save UTF-8 with a BOM; CPython accepts it.
+    let dir = tempdir();
+    let hello = script(dir.path(), "bom.py", "\u{feff}print('bom ok')\n");
+
+    let finished = finish(moat_python().arg("run").arg(&hello));
+
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    assert_eq!(finished.stdout, "bom ok\n");
+}
+
+#[test]
 fn run_javascript_hello() {
     let dir = tempdir();
     let hello = script(dir.path(), "hello.js", "console.log('hello, moat');\n");
