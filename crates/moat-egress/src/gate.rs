@@ -116,12 +116,12 @@ impl Gate {
         }
     }
 
-    /// Whether any rule allows any request.
+    /// Returns whether any rule allows any request.
     pub fn allows_network(&self) -> bool {
         !self.config.rules.is_empty()
     }
 
-    /// A fresh gate for one run, with its own budgets and event log.
+    /// Creates a gate for one run, with its own budgets and event log.
     pub fn for_run(&self) -> Arc<RunGate> {
         Arc::new(RunGate {
             config: Arc::clone(&self.config),
@@ -131,7 +131,7 @@ impl Gate {
     }
 }
 
-/// What became of one request hop.
+/// The decision on one request hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -159,7 +159,7 @@ pub struct EgressEvent {
     pub rule: Option<String>,
     /// The decision.
     pub decision: Decision,
-    /// Why it was denied or failed.
+    /// The reason it was denied or failed.
     pub reason: Option<String>,
     /// The address connected to.
     pub address: Option<String>,
@@ -181,7 +181,7 @@ struct Usage {
     bytes: u64,
 }
 
-/// The gate as one run sees it.
+/// The gate of one run: the shared rules plus this run's budgets and events.
 #[derive(Debug)]
 pub struct RunGate {
     config: Arc<GateConfig>,
@@ -190,7 +190,7 @@ pub struct RunGate {
 }
 
 impl RunGate {
-    /// The hops recorded so far, in order.
+    /// Returns the hops recorded so far, in order.
     pub fn events(&self) -> Vec<EgressEvent> {
         self.events
             .lock()
@@ -324,11 +324,10 @@ impl RunGate {
         };
 
         // Pinning the checked addresses means reqwest performs no lookup of
-        // its own, so DNS cannot answer differently the second time. The pin
-        // must use the host exactly as the URL spells it: reqwest looks the
-        // URL's host up in its overrides, and a spelling the rules normalize
-        // (a trailing dot, upper case) would otherwise miss the pin and fall
-        // through to a fresh DNS lookup.
+        // its own, so DNS cannot return a different address the second time.
+        // reqwest looks up the URL's host exactly as spelled, so the pin also
+        // covers that spelling. Otherwise a form the rules normalize, such as
+        // a trailing dot, would miss the pin and trigger a fresh DNS lookup.
         let url_host = hop.url.host_str().unwrap_or(&target.host).to_owned();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -50,7 +50,7 @@ impl Target {
 pub enum Verdict<'a> {
     /// The first rule that allows everything about the request.
     Allowed(&'a EgressRule),
-    /// No rule allows it; the message says what the closest rule lacks.
+    /// No rule allows it. The message names what the closest rule lacks.
     Denied(String),
 }
 
@@ -62,8 +62,8 @@ pub fn evaluate<'a>(rules: &'a [EgressRule], target: &Target) -> Verdict<'a> {
         );
     }
 
-    // The most specific reason wins: a rule that matches the host but not
-    // the method says more than "no rule for this host".
+    // The most specific reason wins, because a rule that matches the host
+    // but not the method is more useful than "no rule for this host".
     let mut best: Option<(u8, String)> = None;
     let mut consider = |rank: u8, reason: String| {
         if best.as_ref().is_none_or(|(best_rank, _)| rank > *best_rank) {
@@ -134,7 +134,7 @@ pub fn evaluate<'a>(rules: &'a [EgressRule], target: &Target) -> Verdict<'a> {
     Verdict::Denied(format!("request denied by policy: {reason}"))
 }
 
-/// Whether a rule's host pattern covers `host`: an exact match, or for
+/// Returns whether a rule's host pattern covers `host`: an exact match, or for
 /// `*.example.com` any name ending in `.example.com` (not the bare domain).
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern
@@ -170,9 +170,9 @@ fn method_allowed(rule: &EgressRule, method: &str) -> bool {
         .any(|allowed| allowed == method)
 }
 
-/// Whether `path` falls under one of the rule's prefixes. A prefix ending
-/// in `/` matches anything below it; any other prefix matches itself and
-/// whatever follows a `/` after it, so `/v1` matches `/v1/x` but not `/v10`.
+/// Returns whether `path` falls under one of the rule's prefixes. A prefix
+/// ending in `/` matches anything below it. Any other prefix matches itself
+/// and paths that continue with `/`, so `/v1` matches `/v1/x` but not `/v10`.
 fn path_allowed(rule: &EgressRule, path: &str) -> bool {
     if rule.paths.is_empty() {
         return true;

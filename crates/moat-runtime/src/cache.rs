@@ -27,7 +27,7 @@ pub struct ComponentCache {
     dir: PathBuf,
 }
 
-/// Where a compiled component came from.
+/// The source of a compiled component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
     /// Loaded from a valid cache entry.
@@ -46,7 +46,7 @@ impl ComponentCache {
         ComponentCache { dir: dir.into() }
     }
 
-    /// The cache directory.
+    /// Returns the cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -22,19 +22,18 @@ use crate::sandbox::{HostState, InterpreterPre};
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Native stack a guest may use. CPython recurses deeply in C for nested
-/// Python calls; with wasmtime's default of 512 KiB a recursion of a few
-/// hundred levels exhausts it and traps.
+/// calls, so wasmtime's default of 512 KiB traps after a few hundred levels.
 const MAX_WASM_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 /// Stack of the fiber each async call runs on; must exceed the wasm stack.
 const ASYNC_STACK_BYTES: usize = MAX_WASM_STACK_BYTES + 2 * 1024 * 1024;
 
-/// How the runtime finds and prepares guests.
+/// Settings for finding and preparing guests.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Directory that holds `python.wasm` and `javascript.wasm`.
+    /// Directory that contains `python.wasm` and `javascript.wasm`.
     pub guest_dir: PathBuf,
-    /// Where compiled guests are kept between processes; `None` compiles on
+    /// Cache of compiled guests kept between processes. `None` compiles on
     /// every start.
     pub cache: Option<ComponentCache>,
     /// Whether executions count fuel. Metering makes CPU-bound code roughly
@@ -83,9 +82,9 @@ impl Runtime {
     /// Creates the engine and starts its epoch ticker. Guests load on first
     /// use, or up front through [`Runtime::load`].
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        // TODO: the pooling allocator with copy-on-write memory images would
-        // cut the first run of a fresh sandbox (about 3 ms for Python, most of
-        // it instantiation); see docs/benchmarks.md.
+        // TODO: enable the pooling allocator with copy-on-write memory images.
+        // The first run of a fresh Python sandbox takes about 3 ms, mostly
+        // instantiation (docs/benchmarks.md).
         let mut wasm_config = Config::new();
         wasm_config
             .wasm_component_model(true)
@@ -117,12 +116,12 @@ impl Runtime {
         })
     }
 
-    /// The wasmtime engine.
+    /// Returns the wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Whether executions count fuel.
+    /// Returns whether executions count fuel.
     pub fn fuel_metering(&self) -> bool {
         self.config.fuel_metering
     }

@@ -42,7 +42,7 @@ pub(crate) struct HostState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     deadline: Instant,
-    /// Where `http.fetch` goes; `None` denies every request.
+    /// Handler of `http.fetch`. `None` denies every request.
     pub(crate) network: Option<Arc<dyn Fetch>>,
 }
 
@@ -165,7 +165,7 @@ impl Sandbox {
         self.allowed_modules = Some(modules);
     }
 
-    /// The sandbox's language.
+    /// Returns the sandbox's language.
     pub fn language(&self) -> Language {
         self.language
     }
@@ -175,7 +175,7 @@ impl Sandbox {
         self.guest.hash.to_hex().to_string()
     }
 
-    /// Whether an earlier run stopped the instance, so no more code can run.
+    /// Returns whether an earlier run stopped the instance, so no more code can run.
     pub fn is_stopped(&self) -> bool {
         self.stopped_by.is_some()
     }
@@ -320,7 +320,7 @@ fn apply_guest_outcome(report: &mut RunReport, outcome: WitRunOutcome) {
     }
 }
 
-/// How a run that did not return normally ended.
+/// The ending of a run that did not return normally.
 struct Ending {
     outcome: Outcome,
     exit_code: Option<i32>,
@@ -406,8 +406,8 @@ fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits
         Some(trap) => format!("the guest trapped: {trap}"),
         None => format!("the guest trapped: {}", error.root_cause()),
     };
-    // The WebAssembly frames say where the guest was; the host's own Rust
-    // backtrace, which anyhow may also hold, says nothing useful to a caller.
+    // The WebAssembly frames show where the guest was. The host's own Rust
+    // backtrace, which anyhow may also capture, is no use to a caller.
     let stack = match error.downcast_ref::<wasmtime::WasmBacktrace>() {
         Some(backtrace) => format!("{message}\n{backtrace}"),
         None => message.clone(),
