@@ -1,0 +1,13 @@
+//! The audit trail of moat: one hash-chained record per execution and per
+//! session event, kept in a SQLite file, verified, queried and exported as
+//! evidence.
+
+mod capture;
+mod error;
+mod record;
+mod store;
+
+pub use capture::{Redact, capture, no_secrets, sha256_hex};
+pub use error::AuditError;
+pub use record::*;
+pub use store::{AuditStore, FORMAT_VERSION, now_rfc3339};
