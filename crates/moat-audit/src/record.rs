@@ -263,6 +263,8 @@ pub struct ErrorRef {
     pub name: String,
     /// Its message, captured like the run's output.
     pub message: Captured,
+    /// The traceback or stack trace, captured like the run's output.
+    pub stack: Captured,
 }
 
 /// One HTTP request hop the guest attempted.

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS egress_hosts (
     host TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS egress_hosts_host ON egress_hosts (host, seq);
+CREATE TABLE IF NOT EXISTS policies (
+    sha256 TEXT PRIMARY KEY,
+    name   TEXT,
+    text   TEXT NOT NULL
+);
 ";
 
 /// An open audit store.
@@ -97,7 +102,7 @@ impl AuditStore {
         if version == 0 {
             let has_tables: bool = connection
                 .query_row(
-                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name <> 'entries' AND name <> 'egress_hosts'",
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name NOT IN ('entries', 'egress_hosts', 'policies')",
                     [],
                     |row| row.get(0),
                 )
@@ -132,6 +137,32 @@ impl AuditStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut connection)
+    }
+
+    /// Keeps the text of the policy whose SHA-256 is `sha256`, so that an
+    /// export can include every policy its records name. A policy already
+    /// kept is left as it is.
+    ///
+    /// Policies are not part of the chain: a record names its policy by
+    /// hash, and the kept text can be checked against that hash.
+    pub fn record_policy(
+        &self,
+        sha256: &str,
+        name: Option<&str>,
+        text: &str,
+    ) -> Result<(), AuditError> {
+        self.with_connection(|connection| {
+            connection
+                .execute(
+                    "INSERT OR IGNORE INTO policies (sha256, name, text) VALUES (?1, ?2, ?3)",
+                    params![sha256, name, text],
+                )
+                .map(drop)
+                .map_err(|source| AuditError::Write {
+                    path: self.path.clone(),
+                    source,
+                })
+        })
     }
 
     /// Appends `event` as the chain's next entry and returns it once it is

@@ -47,10 +47,10 @@ pub struct RequestedLimits {
 
 /// The limits for a run: requested values where given, else the policy's
 /// defaults; a requested value above the policy's maximum is an error when
-/// a policy file is in force.
+/// a policy file (or an embedded policy such as `moat check`'s) is in force.
 pub fn resolve_limits(policy: &LoadedPolicy, requested: RequestedLimits) -> anyhow::Result<Limits> {
     let (defaults, maxima) = policy_limits(&policy.policy);
-    let enforce_maxima = policy.path.is_some();
+    let enforce_maxima = policy.path.is_some() || !policy.text.is_empty();
 
     let pick = |name: &str,
                 requested: Option<u64>,

@@ -121,6 +121,14 @@ impl Gate {
         !self.config.rules.is_empty()
     }
 
+    /// Replaces every secret value found in `text` with `[REDACTED:name]`;
+    /// `None` when `text` holds no secret value. The audit trail passes
+    /// everything it stores through this.
+    pub fn redact(&self, text: &str) -> Option<String> {
+        let redacted = redact_text(self.config.secrets.as_slice(), text);
+        (redacted != text).then_some(redacted)
+    }
+
     /// Creates a gate for one run, with its own budgets and event log.
     pub fn for_run(&self) -> Arc<RunGate> {
         Arc::new(RunGate {

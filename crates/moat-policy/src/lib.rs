@@ -118,6 +118,9 @@ pub struct LoadedPolicy {
     /// SHA-256 of the file's bytes in hex, or of the empty string for the
     /// built-in default. Identifies the exact policy in audit records.
     pub sha256: String,
+    /// The file's text (empty for the built-in default), kept so that the
+    /// audit trail can store every policy its records name.
+    pub text: String,
 }
 
 impl LoadedPolicy {
@@ -127,7 +130,20 @@ impl LoadedPolicy {
             policy: Policy::default(),
             path: None,
             sha256: sha256_hex(b""),
+            text: String::new(),
         }
+    }
+
+    /// Parses and validates policy text that is not in a file, such as a
+    /// policy embedded in the binary; `origin` names it in messages and
+    /// relative host paths resolve against the working directory.
+    pub fn from_text(text: &str, origin: &Path) -> Result<Self, PolicyError> {
+        Ok(LoadedPolicy {
+            policy: Policy::parse(text, origin)?,
+            path: None,
+            sha256: sha256_hex(text.as_bytes()),
+            text: text.to_owned(),
+        })
     }
 }
 
@@ -166,6 +182,7 @@ impl Policy {
             policy,
             path: Some(path.to_path_buf()),
             sha256: sha256_hex(text.as_bytes()),
+            text,
         })
     }
 
