@@ -3,6 +3,7 @@
 
 mod exit;
 mod policy_cmd;
+mod recording;
 mod run;
 mod serve;
 mod setup;
@@ -41,6 +42,11 @@ struct EngineArgs {
     /// Compile the guests on every start instead of caching them
     #[arg(long, global = true)]
     no_cache: bool,
+
+    /// Audit store (a SQLite file) that records every execution [default:
+    /// the platform data directory, such as ~/.local/share/moat/audit.db]
+    #[arg(long, global = true, env = "MOAT_AUDIT_DB", value_name = "FILE")]
+    audit_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +109,23 @@ impl EngineArgs {
             guest_dir,
             cache,
             fuel_metering: true,
+        }
+    }
+}
+
+impl EngineArgs {
+    /// The audit store's file: `--audit-db`, else `moat/audit.db` in the
+    /// platform data directory.
+    fn audit_db_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.audit_db {
+            Some(path) => Ok(path.clone()),
+            None => dirs::data_dir()
+                .map(|dir| dir.join("moat").join("audit.db"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "this platform has no data directory for the audit store; pass --audit-db FILE"
+                    )
+                }),
         }
     }
 }

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use moat_audit::{DirState, Ended, Finished, Recorder, RunInfo, Transport};
 use moat_egress::{EgressEvent, ResolveOverride};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox};
 use serde::Serialize;
 
 use crate::EngineArgs;
 use crate::exit;
+use crate::recording::{WhoArgs, open_store};
 use crate::setup::{RequestedLimits, build_gate, load_policy, policy_grants, resolve_limits};
 use crate::units::{parse_bytes, parse_count, parse_duration};
 
@@ -75,6 +77,9 @@ pub struct RunArgs {
     /// (repeatable), such as --dir ./data:/data:ro
     #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = DirGrant::parse)]
     dirs: Vec<DirGrant>,
+
+    #[command(flatten)]
+    who: WhoArgs,
 }
 
 const EXIT_CODES_HELP: &str = "\
@@ -89,6 +94,7 @@ Exit codes:
 /// The JSON form of a run, for `--json`.
 #[derive(Serialize)]
 struct JsonReport<'a> {
+    execution_id: &'a str,
     language: Language,
     file: String,
     guest_hash: String,
@@ -112,6 +118,9 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits = resolve_limits(&policy, requested)?;
     limits.validate()?;
     let gate = build_gate(&policy.policy, &args.resolve)?;
+    // The store opens before anything runs: no record, no run.
+    let recorder = Recorder::new(open_store(engine)?, &policy, gate.clone())
+        .context("the audit trail is unavailable, so nothing was run")?;
 
     // The scratch directory lives until this function returns.
     let scratch;
@@ -127,7 +136,12 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut grants = policy_grants(&policy.policy);
     grants.extend(args.dirs.iter().cloned());
-    let files = FileAccess { workspace, grants };
+    let before = DirState::scan(&workspace);
+    let files_in = before.inputs(&workspace);
+    let files = FileAccess {
+        workspace: workspace.clone(),
+        grants,
+    };
 
     let runtime_config = engine.runtime_config();
     let tokio = tokio::runtime::Builder::new_current_thread()
@@ -145,19 +159,55 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(run_gate) = &run_gate {
             sandbox.set_network(run_gate.clone());
         }
-        let report = sandbox.run(&code, &filename, &limits).await?;
+        let info = RunInfo {
+            execution_id: moat_audit::new_execution_id(),
+            session_id: None,
+            actor: args.who.actor(Transport::Cli),
+            language,
+            guest_hash: sandbox.guest_hash(),
+            started_at: moat_audit::now_rfc3339(),
+        };
+        recorder
+            .start(&info, &code)
+            .context("the audit trail cannot be written, so the script was not run")?;
+        let result = sandbox.run(&code, &filename, &limits).await;
         let egress = run_gate
             .map(|run_gate| run_gate.events())
             .unwrap_or_default();
-        anyhow::Ok((report, sandbox.guest_hash(), egress))
+        let files_out = before.changes(&DirState::scan(&workspace), &workspace);
+        let failure = result.as_ref().err().map(|error| format!("{error:#}"));
+        let ended = match (&result, &failure) {
+            (Ok(report), _) => Ended::Report(report),
+            (Err(_), message) => Ended::Failed {
+                message: message.as_deref().unwrap_or_default(),
+            },
+        };
+        recorder
+            .finish(
+                &info,
+                Finished {
+                    code: &code,
+                    stdin: None,
+                    files_in: &files_in,
+                    files_out: &files_out,
+                    ended,
+                    limits: &limits,
+                    egress: &egress,
+                },
+            )
+            .context(
+                "the script ran, but its audit record cannot be written, so its output is withheld",
+            )?;
+        anyhow::Ok((result?, info, egress))
     });
-    let (report, guest_hash, egress) = report?;
+    let (report, info, egress) = report?;
 
     if args.json {
         let json = JsonReport {
+            execution_id: &info.execution_id,
             language,
             file: args.file.display().to_string(),
-            guest_hash,
+            guest_hash: info.guest_hash.clone(),
             report: &report,
             limits,
             policy_sha256: &policy.sha256,

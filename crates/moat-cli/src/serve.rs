@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use moat_mcp::http::HttpOptions;
 use moat_mcp::{ServerConfig, ServerState};
+use moat_policy::LoadedPolicy;
 use moat_runtime::{
     DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_STDERR_BYTES, DEFAULT_STDOUT_BYTES, DirGrant,
     Limits, Runtime,
@@ -16,6 +17,7 @@ use moat_runtime::{
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineArgs;
+use crate::recording::{WhoArgs, open_store};
 use crate::units::{parse_bytes, parse_count, parse_duration};
 
 /// Time the process waits for blocked threads (such as a pending read of
@@ -136,6 +138,9 @@ pub struct ServeArgs {
     /// they are cancelled
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     shutdown_grace: Duration,
+
+    #[command(flatten)]
+    who: WhoArgs,
 }
 
 const SERVE_HELP: &str = "\
@@ -147,7 +152,11 @@ HTTP requests must carry `Authorization: Bearer TOKEN` unless --no-auth is given
 only a loopback address accepts. A foreign Host or Origin header gets 403.";
 
 pub fn run(engine: &EngineArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = server_config(&args)?;
+    let (config, policy) = server_config(&args)?;
+    // The store opens before the server answers anything: no record, no run.
+    let recorder = moat_audit::Recorder::new(open_store(engine)?, &policy, config.network.clone())
+        .context("the audit trail is unavailable, so the server did not start")?;
+    let recorder = Arc::new(recorder);
     let http = match &args.http {
         Some(addr) => Some(http_options(addr, &args)?),
         None => None,
@@ -163,9 +172,10 @@ pub fn run(engine: &EngineArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let runtime = Runtime::new(engine.runtime_config())?;
         let runtime = Arc::new(runtime);
         // Loading compiles or reads both guests: seconds on a cold cache.
-        let state = tokio::task::spawn_blocking(move || ServerState::new(runtime, config))
-            .await
-            .context("failed to load the guests")?;
+        let state =
+            tokio::task::spawn_blocking(move || ServerState::new(runtime, config, recorder))
+                .await
+                .context("failed to load the guests")?;
         let state = Arc::new(state);
 
         let shutdown = CancellationToken::new();
@@ -194,8 +204,13 @@ pub fn run(engine: &EngineArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the server configuration from the flags.
-fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+/// Builds the server configuration from the flags and the policy, and
+/// returns the policy in force (the built-in one without `--policy`).
+fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LoadedPolicy)> {
+    let transport = match args.http {
+        Some(_) => moat_audit::Transport::Http,
+        None => moat_audit::Transport::Stdio,
+    };
     let config = ServerConfig {
         default_limits: Limits {
             timeout: args.timeout,
@@ -222,15 +237,16 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         network: None,
         network_rules: Vec::new(),
         allowed_modules: None,
+        identity: args.who.identity(transport),
     };
-    let config = match &args.policy {
+    let (config, loaded) = match &args.policy {
         Some(path) => apply_policy(config, path, &args.resolve)?,
-        None => config,
+        None => (config, LoadedPolicy::builtin()),
     };
     if let Err(problem) = config.validate() {
         bail!("{problem}");
     }
-    Ok(config)
+    Ok((config, loaded))
 }
 
 /// Replaces the flag-derived limits, sessions and network settings with the
@@ -239,7 +255,7 @@ fn apply_policy(
     mut config: ServerConfig,
     path: &std::path::Path,
     resolve: &[moat_egress::ResolveOverride],
-) -> anyhow::Result<ServerConfig> {
+) -> anyhow::Result<(ServerConfig, LoadedPolicy)> {
     let loaded = crate::setup::load_policy(Some(path))?;
     let policy = &loaded.policy;
 
@@ -273,7 +289,7 @@ fn apply_policy(
         })
         .collect();
     config.allowed_modules = policy.python.modules.clone();
-    Ok(config)
+    Ok((config, loaded))
 }
 
 /// Builds the HTTP options from the flags, with the token from the flag,

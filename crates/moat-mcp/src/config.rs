@@ -78,6 +78,34 @@ pub struct ServerConfig {
     /// Python modules the policy allows by name; `None` allows every baked
     /// module.
     pub allowed_modules: Option<Vec<String>>,
+    /// Who runs are recorded as when a request does not say.
+    pub identity: Identity,
+}
+
+/// The audit trail's view of a server: its transport and the principal,
+/// tenant and model recorded when a request names none.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// stdio or HTTP.
+    pub transport: moat_audit::Transport,
+    /// Principal of every request: over stdio, the local user; over HTTP,
+    /// the fallback when a request has no `X-Moat-Principal` header.
+    pub principal: Option<String>,
+    /// Tenant when a request has no `X-Moat-Tenant` header.
+    pub tenant: Option<String>,
+    /// Model when a request names none (`--model`).
+    pub model: Option<String>,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            transport: moat_audit::Transport::Stdio,
+            principal: None,
+            tenant: None,
+            model: None,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -104,6 +132,7 @@ impl Default for ServerConfig {
             network: None,
             network_rules: Vec::new(),
             allowed_modules: None,
+            identity: Identity::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }

@@ -6,6 +6,7 @@
 //! rmcp handler of one connection; [`stdio::serve`] and [`http::serve`]
 //! run it on a transport.
 
+mod audit;
 mod config;
 mod describe;
 mod errors;
@@ -24,8 +25,8 @@ mod workspace;
 pub use config::{
     DEFAULT_MAX_CODE_BYTES, DEFAULT_MAX_CONCURRENT_EXECUTIONS, DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_SESSIONS, DEFAULT_RUN_TIMEOUT, DEFAULT_SESSION_IDLE_TIMEOUT,
-    DEFAULT_SESSION_MAX_LIFETIME, DEFAULT_SHUTDOWN_GRACE, MAX_RUN_FUEL, MAX_RUN_MEMORY_BYTES,
-    MAX_RUN_OUTPUT_BYTES, MAX_RUN_TIMEOUT, ServerConfig,
+    DEFAULT_SESSION_MAX_LIFETIME, DEFAULT_SHUTDOWN_GRACE, Identity, MAX_RUN_FUEL,
+    MAX_RUN_MEMORY_BYTES, MAX_RUN_OUTPUT_BYTES, MAX_RUN_TIMEOUT, ServerConfig,
 };
 pub use server::MoatServer;
 pub use state::ServerState;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use moat_audit::{Actor, Ended};
 use moat_runtime::{FileAccess, Language, Limits, RunReport, Sandbox};
 use rmcp::ErrorData;
 use rmcp::RoleServer;
@@ -92,10 +93,14 @@ pub async fn run(
         progress: context.meta.get_progress_token(),
     };
 
+    let audited = Audited {
+        execution_id: execution.clone(),
+        actor: crate::audit::actor(state, context),
+    };
     async {
         let result = match &args.session_id {
-            Some(id) => run_in_session(state, language, id, checked, &watch).await,
-            None => run_once(state, language, checked, &watch).await,
+            Some(id) => run_in_session(state, language, id, checked, &watch, &audited).await,
+            None => run_once(state, language, checked, &watch, &audited).await,
         };
         match &result {
             Ok(result) => tracing::info!(
@@ -219,6 +224,12 @@ pub fn effective_limits(
     })
 }
 
+/// The audit facts of a run known from its request.
+struct Audited {
+    execution_id: String,
+    actor: Actor,
+}
+
 /// The tokens that interrupt a run, and the peer its progress goes to.
 struct Watch {
     request: CancellationToken,
@@ -233,6 +244,7 @@ async fn run_in_session(
     session_id: &str,
     checked: Checked,
     watch: &Watch,
+    audited: &Audited,
 ) -> Result<RunResult, ErrorData> {
     let session = state.sessions.get(session_id)?;
     if session.language != language {
@@ -265,7 +277,7 @@ async fn run_in_session(
     };
 
     session.set_busy(true);
-    let result = run_locked(state, &session, &mut slot, checked, watch).await;
+    let result = run_locked(state, &session, &mut slot, checked, watch, audited).await;
     session.set_busy(false);
     result
 }
@@ -276,6 +288,7 @@ async fn run_locked(
     slot: &mut SessionSlot,
     checked: Checked,
     watch: &Watch,
+    audited: &Audited,
 ) -> Result<RunResult, ErrorData> {
     let dir = workspace::open(&session.files.workspace)?;
     for (path, bytes) in &checked.files {
@@ -285,8 +298,16 @@ async fn run_locked(
 
     slot.cells += 1;
     let filename = cell_filename(session.language, Some(slot.cells));
-    crate::sessions::prepare_run(&mut slot.sandbox, &state.config);
-    let (report, interruption) = execute(
+    let run_gate = crate::sessions::prepare_run(&mut slot.sandbox, &state.config);
+    let info = crate::audit::run_info(
+        &audited.execution_id,
+        Some(&session.id),
+        &audited.actor,
+        session.language,
+        slot.sandbox.guest_hash(),
+    );
+    crate::audit::start(state, &info, &checked.code).await?;
+    let executed = execute(
         &mut slot.sandbox,
         &checked.code,
         &filename,
@@ -294,26 +315,41 @@ async fn run_locked(
         watch,
         Some(&session.closed),
     )
-    .await?;
+    .await;
+    let egress = run_gate.map(|gate| gate.events()).unwrap_or_default();
 
     let mut session_restarted = std::mem::take(&mut slot.restart_unreported);
     if slot.sandbox.is_stopped() && !session.closed.is_cancelled() {
         slot.sandbox = new_sandbox(&state.runtime, session.language, &session.files)
             .map_err(|error| errors::internal(format!("failed to restart the session: {error}")))?;
         session_restarted = true;
-        slot.restart_unreported = interruption.is_some();
+        slot.restart_unreported = matches!(executed, Ok((_, Some(_))));
     }
 
     let after = snapshot_or_empty(&dir);
     let files = changed_files(&dir, &before, &after, None);
+    let end = RunEnd {
+        state,
+        info: &info,
+        checked: &checked,
+        executed: &executed,
+        files: &files,
+        workspace: &session.files.workspace,
+        egress: &egress,
+    };
+    end.record().await?;
+    let (report, interruption) = executed?;
     Ok(build_result(
         report,
         interruption,
         &checked.limits,
         files,
         before.truncated || after.truncated,
-        Some(session.id.clone()),
-        session_restarted,
+        Ids {
+            session_id: Some(session.id.clone()),
+            session_restarted,
+            execution_id: info.execution_id,
+        },
     ))
 }
 
@@ -322,6 +358,7 @@ async fn run_once(
     language: Language,
     checked: Checked,
     watch: &Watch,
+    audited: &Audited,
 ) -> Result<RunResult, ErrorData> {
     let Some(_permit) = state.try_permit() else {
         return Err(errors::busy(state.config.max_concurrent_executions));
@@ -348,8 +385,16 @@ async fn run_once(
     let mut sandbox = new_sandbox(&state.runtime, language, &files)
         .map_err(|error| errors::internal(format!("failed to create the sandbox: {error}")))?;
     let filename = cell_filename(language, None);
-    crate::sessions::prepare_run(&mut sandbox, &state.config);
-    let (report, interruption) = execute(
+    let run_gate = crate::sessions::prepare_run(&mut sandbox, &state.config);
+    let info = crate::audit::run_info(
+        &audited.execution_id,
+        None,
+        &audited.actor,
+        language,
+        sandbox.guest_hash(),
+    );
+    crate::audit::start(state, &info, &checked.code).await?;
+    let executed = execute(
         &mut sandbox,
         &checked.code,
         &filename,
@@ -357,21 +402,89 @@ async fn run_once(
         watch,
         None,
     )
-    .await?;
+    .await;
     drop(sandbox);
+    let egress = run_gate.map(|gate| gate.events()).unwrap_or_default();
 
     let after = snapshot_or_empty(&dir);
     let changed = changed_files(&dir, &before, &after, Some(state.config.max_file_bytes));
+    let end = RunEnd {
+        state,
+        info: &info,
+        checked: &checked,
+        executed: &executed,
+        files: &changed,
+        workspace: scratch.path(),
+        egress: &egress,
+    };
+    end.record().await?;
+    let (report, interruption) = executed?;
     Ok(build_result(
         report,
         interruption,
         &checked.limits,
         changed,
         before.truncated || after.truncated,
-        None,
-        false,
+        Ids {
+            session_id: None,
+            session_restarted: false,
+            execution_id: info.execution_id,
+        },
     ))
 }
+
+/// What the audit trail needs of a run that has ended.
+struct RunEnd<'a> {
+    state: &'a ServerState,
+    info: &'a moat_audit::RunInfo,
+    checked: &'a Checked,
+    executed: &'a Executed,
+    files: &'a [FileChange],
+    workspace: &'a Path,
+    egress: &'a [moat_egress::EgressEvent],
+}
+
+impl RunEnd<'_> {
+    /// Writes the run's execution record; an error means the result must
+    /// be withheld.
+    async fn record(&self) -> Result<(), ErrorData> {
+        let failure;
+        let ended = match self.executed {
+            Ok((Some(report), _)) => Ended::Report(report),
+            Ok((None, interruption)) => {
+                let (interruption, duration) =
+                    interruption.unwrap_or((Interruption::Request, Duration::ZERO));
+                Ended::Cancelled {
+                    message: interruption.message(),
+                    duration,
+                }
+            }
+            Err(error) => {
+                failure = error.message.to_string();
+                Ended::Failed { message: &failure }
+            }
+        };
+        crate::audit::finish(
+            self.state,
+            self.info,
+            crate::audit::RunEnd {
+                code: &self.checked.code,
+                files_in: &self.checked.files,
+                files_out: self.files,
+                workspace: self.workspace,
+                ended,
+                limits: &self.checked.limits,
+                egress: self.egress,
+            },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// What [`execute`] returns: the report, or the interruption that ended
+/// the run first.
+type Executed = Result<(Option<RunReport>, Option<(Interruption, Duration)>), ErrorData>;
 
 /// Runs the code until it ends or something interrupts it, sending
 /// progress every second when the client asked for it.
@@ -382,7 +495,7 @@ async fn execute(
     limits: &Limits,
     watch: &Watch,
     session_closed: Option<&CancellationToken>,
-) -> Result<(Option<RunReport>, Option<(Interruption, Duration)>), ErrorData> {
+) -> Executed {
     let started = Instant::now();
     let never = CancellationToken::new();
     let closed = session_closed.unwrap_or(&never);
@@ -534,15 +647,26 @@ mod encode_tests {
     }
 }
 
+/// Which run a result belongs to.
+struct Ids {
+    session_id: Option<String>,
+    session_restarted: bool,
+    execution_id: String,
+}
+
 fn build_result(
     report: Option<RunReport>,
     interruption: Option<(Interruption, Duration)>,
     limits: &Limits,
     files: Vec<FileChange>,
     files_truncated: bool,
-    session_id: Option<String>,
-    session_restarted: bool,
+    ids: Ids,
 ) -> RunResult {
+    let Ids {
+        session_id,
+        session_restarted,
+        execution_id,
+    } = ids;
     let applied = AppliedLimits::from(limits);
     let Some(report) = report else {
         let (interruption, elapsed) =
@@ -565,6 +689,7 @@ fn build_result(
             files_truncated,
             session_id,
             session_restarted,
+            execution_id,
         };
     };
 
@@ -590,6 +715,7 @@ fn build_result(
         files_truncated,
         session_id,
         session_restarted,
+        execution_id,
     }
 }
 

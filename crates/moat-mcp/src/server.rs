@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use moat_audit::SessionEventKind;
 use moat_runtime::Language;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -89,11 +90,31 @@ impl MoatServer {
                         language.name()
                     )));
                 }
-                let session =
-                    state
-                        .sessions
-                        .create(&state.runtime, language, &state.config.grants)?;
+                let actor = crate::audit::actor(state, context);
+                let session = state.sessions.create(
+                    &state.runtime,
+                    language,
+                    &state.config.grants,
+                    actor.clone(),
+                )?;
                 tracing::info!(session = %session.id, language = language.name(), "session created");
+                let recorded = crate::audit::session(
+                    state,
+                    SessionEventKind::Created,
+                    &session.id,
+                    &actor,
+                    language,
+                    None,
+                )
+                .await;
+                if let Err(error) = recorded {
+                    // Fail closed: a session the trail does not know of
+                    // must not run anything.
+                    let _ = state.sessions.close(&session.id);
+                    return Err(crate::errors::internal(format!(
+                        "the audit trail cannot be written, so no session was created: {error}"
+                    )));
+                }
                 let info = state.sessions.info(&session, Instant::now());
                 Ok(success(&info, render::session(&info)))
             }
@@ -109,6 +130,15 @@ impl MoatServer {
                 let args: SessionArgs = parse(name, arguments)?;
                 let session = state.sessions.close(&args.session_id)?;
                 tracing::info!(session = %session.id, "session closed");
+                let _ = crate::audit::session(
+                    state,
+                    SessionEventKind::Closed,
+                    &session.id,
+                    &crate::audit::actor(state, context),
+                    session.language,
+                    Some("the client closed it"),
+                )
+                .await;
                 let closed = SessionClosed {
                     session_id: session.id.clone(),
                     cancelled_run: session.is_busy(),

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use moat_audit::Actor;
+use moat_egress::RunGate;
 use moat_runtime::{DirGrant, FileAccess, Language, Runtime, RuntimeError, Sandbox};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +53,8 @@ pub struct Session {
     pub id: String,
     /// The interpreter's language.
     pub language: Language,
+    /// Who created it, for the audit records of its end.
+    pub actor: Actor,
     /// Directories preopened for the sandbox; `workspace` is `_scratch`.
     pub files: FileAccess,
     /// Locked by the run or file operation in progress.
@@ -130,6 +134,7 @@ impl SessionManager {
         runtime: &Runtime,
         language: Language,
         grants: &[DirGrant],
+        actor: Actor,
     ) -> Result<Arc<Session>, SessionError> {
         if self.count() >= self.max_sessions {
             return Err(SessionError::LimitReached(self.max_sessions));
@@ -152,6 +157,7 @@ impl SessionManager {
         let session = Arc::new(Session {
             id: format!("s-{}", uuid::Uuid::new_v4().simple()),
             language,
+            actor,
             files,
             slot: tokio::sync::Mutex::new(SessionSlot {
                 sandbox,
@@ -195,33 +201,43 @@ impl SessionManager {
     }
 
     /// Closes every session, for shutdown.
-    pub fn close_all(&self) {
+    /// Returns the sessions closed.
+    pub fn close_all(&self) -> Vec<Arc<Session>> {
         let sessions = std::mem::take(&mut *self.lock());
         for session in sessions.values() {
             session.closed.cancel();
         }
+        sessions.into_values().collect()
     }
 
     /// Closes sessions idle past the idle timeout or older than the
     /// maximum lifetime. A session with a run in progress is left until the
-    /// run ends. Returns the ids closed.
-    pub fn expire(&self, now: Instant) -> Vec<String> {
+    /// run ends. Returns the sessions closed, each with the reason.
+    pub fn expire(&self, now: Instant) -> Vec<(Arc<Session>, &'static str)> {
         let mut sessions = self.lock();
-        let expired: Vec<String> = sessions
+        let expired: Vec<(String, &'static str)> = sessions
             .values()
             .filter(|session| !session.is_busy())
-            .filter(|session| {
-                session.idle(now) >= self.idle_timeout
-                    || now.saturating_duration_since(session.created) >= self.max_lifetime
+            .filter_map(|session| {
+                let reason = if now.saturating_duration_since(session.created) >= self.max_lifetime
+                {
+                    "it reached its maximum lifetime"
+                } else if session.idle(now) >= self.idle_timeout {
+                    "it sat idle past the idle timeout"
+                } else {
+                    return None;
+                };
+                Some((session.id.clone(), reason))
             })
-            .map(|session| session.id.clone())
             .collect();
-        for id in &expired {
-            if let Some(session) = sessions.remove(id) {
+        let mut closed = Vec::with_capacity(expired.len());
+        for (id, reason) in expired {
+            if let Some(session) = sessions.remove(&id) {
                 session.closed.cancel();
+                closed.push((session, reason));
             }
         }
-        expired
+        closed
     }
 
     /// Facts about each open session, oldest first.
@@ -266,13 +282,19 @@ impl SessionManager {
 
 /// Applies the policy's network and module rules before a run: each run
 /// gets a fresh view of the gate, so request and byte budgets are per run.
-pub fn prepare_run(sandbox: &mut Sandbox, config: &crate::config::ServerConfig) {
-    if let Some(gate) = &config.network {
-        sandbox.set_network(gate.for_run());
-    }
+/// Returns the run's gate, whose events list the run's requests.
+pub fn prepare_run(
+    sandbox: &mut Sandbox,
+    config: &crate::config::ServerConfig,
+) -> Option<Arc<RunGate>> {
     if let Some(modules) = &config.allowed_modules {
         sandbox.set_allowed_modules(modules.clone());
     }
+    let gate = config.network.as_ref().map(|gate| gate.for_run());
+    if let Some(gate) = &gate {
+        sandbox.set_network(gate.clone());
+    }
+    gate
 }
 
 /// Creates a sandbox with no standard input and `files` preopened.

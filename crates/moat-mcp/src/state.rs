@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use moat_audit::{Recorder, SessionEventKind};
 use moat_runtime::{Language, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,8 @@ const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 pub struct ServerState {
     /// The engine and compiled guests.
     pub runtime: Arc<Runtime>,
+    /// Writes every run and session event to the audit trail.
+    pub recorder: Arc<Recorder>,
     /// The configuration in force.
     pub config: ServerConfig,
     /// Open sessions.
@@ -39,7 +42,7 @@ impl ServerState {
     /// Loads both guests (compiling them or taking them from the cache) and
     /// prepares the shared state. A guest that fails to load leaves its
     /// language unavailable; the error is logged and returned by its tools.
-    pub fn new(runtime: Arc<Runtime>, config: ServerConfig) -> Self {
+    pub fn new(runtime: Arc<Runtime>, config: ServerConfig, recorder: Arc<Recorder>) -> Self {
         let mut guest_errors = HashMap::new();
         for language in Language::ALL {
             let error = match runtime.load(language) {
@@ -62,6 +65,7 @@ impl ServerState {
         );
         ServerState {
             runtime,
+            recorder,
             permits: Arc::new(Semaphore::new(config.max_concurrent_executions)),
             config,
             sessions,
@@ -112,7 +116,17 @@ impl ServerState {
                 }
             }
         }
-        self.sessions.close_all();
+        for session in self.sessions.close_all() {
+            let _ = crate::audit::session(
+                self,
+                SessionEventKind::Closed,
+                &session.id,
+                &session.actor,
+                session.language,
+                Some("the server shut down"),
+            )
+            .await;
+        }
     }
 
     /// Closes expired sessions every second until `stop` is cancelled.
@@ -123,8 +137,17 @@ impl ServerState {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = interval.tick() => {
-                    for id in self.sessions.expire(Instant::now()) {
-                        tracing::info!(session = %id, "session expired");
+                    for (session, reason) in self.sessions.expire(Instant::now()) {
+                        tracing::info!(session = %session.id, reason, "session expired");
+                        let _ = crate::audit::session(
+                            &self,
+                            SessionEventKind::Expired,
+                            &session.id,
+                            &session.actor,
+                            session.language,
+                            Some(reason),
+                        )
+                        .await;
                     }
                 }
             }

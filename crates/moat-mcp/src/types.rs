@@ -328,6 +328,8 @@ pub struct RunResult {
     /// session was given a fresh one: files in `/workspace` are kept,
     /// variables and imports are lost.
     pub session_restarted: bool,
+    /// Id of the execution in the audit trail (`moat audit show ID`).
+    pub execution_id: String,
 }
 
 /// One open session.
