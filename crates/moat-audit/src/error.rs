@@ -15,6 +15,14 @@ pub enum AuditError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A store opened for reading does not exist.
+    #[error(
+        "the audit store {path} does not exist; pass --audit-db with the path of the store that moat run or moat serve wrote"
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
     /// SQLite refused to open the file or set it up.
     #[error(
         "cannot open the audit store {path}: {source}; check that the path is a writable file, or pass --audit-db with another"

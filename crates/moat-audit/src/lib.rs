@@ -4,14 +4,23 @@
 
 mod capture;
 mod error;
+mod export;
 mod files;
+mod query;
 mod record;
 mod recorder;
+mod report;
 mod store;
+mod summary_csv;
+mod verify;
 
 pub use capture::{Redact, capture, no_secrets, sha256_hex};
 pub use error::AuditError;
+pub use export::{BUNDLE_FORMAT_VERSION, ExportSummary, PolicyFile, SelectionCheck, export};
 pub use files::{DirState, MAX_SCANNED_ENTRIES, hash_file, input_file};
+pub use query::{Filter, Found, Kind, Listed, Listing, Order, StoredEntry, UNFINISHED};
 pub use record::*;
 pub use recorder::{Ended, Finished, Recorder, RunInfo, SessionEventKind, new_execution_id};
+pub use report::{escape_html, report};
 pub use store::{AuditStore, FORMAT_VERSION, now_rfc3339};
+pub use verify::{ExpectedHead, Failure, Head, Problem, Verification};

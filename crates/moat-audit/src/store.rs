@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::capture::sha256_hex;
 use crate::error::AuditError;
@@ -118,6 +118,44 @@ impl AuditStore {
                     "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {FORMAT_VERSION}; COMMIT;"
                 ))
                 .map_err(open_error)?;
+        }
+        Ok(AuditStore {
+            path: path.to_path_buf(),
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Opens an existing store for reading only: nothing is created, and
+    /// the file is never written. A missing file is [`AuditError::Missing`].
+    pub fn open_read_only(path: &Path) -> Result<AuditStore, AuditError> {
+        if !path.exists() {
+            return Err(AuditError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_error = |source| AuditError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(open_error)?;
+        let reason = match version {
+            0 => Some("it has no moat audit tables".to_owned()),
+            FORMAT_VERSION => None,
+            newer if newer > FORMAT_VERSION => Some(format!(
+                "format version {newer}, newer than {FORMAT_VERSION}; use a newer moat"
+            )),
+            other => Some(format!("unknown format version {other}")),
+        };
+        if let Some(reason) = reason {
+            return Err(AuditError::Format {
+                path: path.to_path_buf(),
+                reason,
+            });
         }
         Ok(AuditStore {
             path: path.to_path_buf(),
