@@ -7,6 +7,7 @@ mod recording;
 mod run;
 mod serve;
 mod setup;
+mod telemetry;
 mod units;
 
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ use moat_runtime::{ComponentCache, RuntimeConfig};
 struct Cli {
     #[command(flatten)]
     engine: EngineArgs,
+
+    #[command(flatten)]
+    telemetry: telemetry::TelemetryArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -71,19 +75,21 @@ fn main() -> ExitCode {
         }
     };
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry = match telemetry::init(&cli.telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("moat: error: {error:#}");
+            return ExitCode::from(exit::MOAT_ERROR);
+        }
+    };
 
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Serve(args) => serve::run(&cli.engine, args),
         Command::Policy(args) => policy_cmd::run(args),
     };
+    // Sends queued spans before the process exits.
+    telemetry.shutdown();
     match result {
         Ok(code) => code,
         Err(error) => {

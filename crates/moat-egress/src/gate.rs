@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moat_policy::EgressRule;
 use serde::Serialize;
+use tracing::Instrument;
 use url::Url;
 
 use crate::address::special_range;
@@ -131,10 +132,21 @@ impl Gate {
 
     /// Creates a gate for one run, with its own budgets and event log.
     pub fn for_run(&self) -> Arc<RunGate> {
+        self.new_run(None)
+    }
+
+    /// Creates a gate for one run like [`Gate::for_run`], whose `egress`
+    /// spans carry `execution_id` in their `execution` field.
+    pub fn for_execution(&self, execution_id: &str) -> Arc<RunGate> {
+        self.new_run(Some(execution_id.to_owned()))
+    }
+
+    fn new_run(&self, execution_id: Option<String>) -> Arc<RunGate> {
         Arc::new(RunGate {
             config: Arc::clone(&self.config),
             usage: Mutex::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
+            execution_id,
         })
     }
 }
@@ -149,6 +161,17 @@ pub enum Decision {
     Denied,
     /// Allowed but failed: connection, timeout or size.
     Failed,
+}
+
+impl Decision {
+    /// Lowercase name, as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Denied => "denied",
+            Decision::Failed => "failed",
+        }
+    }
 }
 
 /// One request hop, for the run's report and the audit trail. Secrets
@@ -195,6 +218,8 @@ pub struct RunGate {
     config: Arc<GateConfig>,
     usage: Mutex<HashMap<String, Usage>>,
     events: Mutex<Vec<EgressEvent>>,
+    /// Execution the run belongs to, recorded on each `egress` span.
+    execution_id: Option<String>,
 }
 
 impl RunGate {
@@ -206,14 +231,23 @@ impl RunGate {
             .clone()
     }
 
-    fn record(&self, event: EgressEvent) {
-        tracing::debug!(
-            method = %event.method,
-            host = %Url::parse(&event.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(),
-            decision = ?event.decision,
-            rule = event.rule.as_deref().unwrap_or(""),
-            "egress"
-        );
+    /// Returns the execution id given to [`Gate::for_execution`].
+    pub fn execution_id(&self) -> Option<&str> {
+        self.execution_id.as_deref()
+    }
+
+    /// Stores the hop's event and copies its outcome onto the hop's span.
+    fn record(&self, hop: &Hop<'_>, event: EgressEvent) {
+        hop.span.record("decision", event.decision.name());
+        if let Some(rule) = &event.rule {
+            hop.span.record("rule", rule.as_str());
+        }
+        if let Some(status) = event.status {
+            hop.span.record("status", status);
+        }
+        hop.span.record("bytes_sent", event.bytes_sent);
+        hop.span.record("bytes_received", event.bytes_received);
+        tracing::debug!(parent: &hop.span, "egress hop finished");
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -228,7 +262,8 @@ impl RunGate {
         kind: FetchErrorKind,
         reason: String,
     ) -> FetchError {
-        self.record(hop.event(rule, Decision::Denied, Some(reason.clone())));
+        hop.span.record("error", kind.name());
+        self.record(hop, hop.event(rule, Decision::Denied, Some(reason.clone())));
         FetchError::new(kind, reason)
     }
 
@@ -241,7 +276,8 @@ impl RunGate {
     ) -> FetchError {
         let mut event = hop.event(Some(rule), Decision::Failed, Some(error.message.clone()));
         event.address = address.map(|a| a.to_string());
-        self.record(event);
+        hop.span.record("error", error.kind.name());
+        self.record(hop, event);
         error
     }
 
@@ -379,6 +415,8 @@ impl RunGate {
 
 /// The parts of a request hop needed for records.
 struct Hop<'a> {
+    /// The hop's `egress` span, which its outcome is recorded on.
+    span: tracing::Span,
     url: &'a Url,
     method: &'a str,
     body: Option<&'a [u8]>,
@@ -427,7 +465,9 @@ impl Fetch for RunGate {
         let mut body = request.body;
 
         for number in 0..=MAX_REDIRECTS {
+            let span = self.hop_span(&url, &method, number);
             let hop = Hop {
+                span: span.clone(),
                 url: &url,
                 method: &method,
                 body: body.as_deref(),
@@ -436,7 +476,10 @@ impl Fetch for RunGate {
                 started_at: SystemTime::now(),
                 secrets,
             };
-            let response = self.fetch_hop(&hop, &guest_headers).await?;
+            let response = self
+                .fetch_hop(&hop, &guest_headers)
+                .instrument(span)
+                .await?;
 
             let location = response
                 .headers
@@ -476,6 +519,31 @@ impl Fetch for RunGate {
 }
 
 impl RunGate {
+    /// Creates the `egress` span of one hop. It names the destination by
+    /// scheme, host and port only: the path and query may carry guest data
+    /// or tokens, and headers and bodies are never recorded.
+    fn hop_span(&self, url: &Url, method: &str, number: u32) -> tracing::Span {
+        let span = tracing::info_span!(
+            "egress",
+            execution = tracing::field::Empty,
+            method,
+            scheme = url.scheme(),
+            host = url.host_str().unwrap_or(""),
+            port = url.port_or_known_default(),
+            hop = number,
+            decision = tracing::field::Empty,
+            rule = tracing::field::Empty,
+            error = tracing::field::Empty,
+            status = tracing::field::Empty,
+            bytes_sent = tracing::field::Empty,
+            bytes_received = tracing::field::Empty,
+        );
+        if let Some(id) = &self.execution_id {
+            span.record("execution", id.as_str());
+        }
+        span
+    }
+
     async fn fetch_hop(
         &self,
         hop: &Hop<'_>,
@@ -640,7 +708,7 @@ impl RunGate {
         event.bytes_sent = body_len;
         event.bytes_received = body.len() as u64;
         event.secrets_injected = injected;
-        self.record(event);
+        self.record(hop, event);
 
         Ok(HttpResponse {
             status: status.as_u16(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moat_egress::Fetch;
+use tracing::Instrument;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -213,12 +214,26 @@ impl Sandbox {
                 .map_err(|error| RuntimeError::wasmtime("set the run's fuel", error))?;
         }
 
+        // Guest calls into the host, such as egress, run inside this span.
+        // It names the file but never records the code or its output.
+        let span = tracing::info_span!(
+            "sandbox_run",
+            language = self.language.name(),
+            filename,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            fuel_used = tracing::field::Empty,
+            peak_memory_bytes = tracing::field::Empty,
+        );
+
         let start = Instant::now();
         let deadline = start + limits.timeout;
         self.store.data_mut().deadline = deadline;
         self.store.set_epoch_deadline(1);
 
-        let result = tokio::time::timeout_at(deadline.into(), self.call(code, filename)).await;
+        let result = tokio::time::timeout_at(deadline.into(), self.call(code, filename))
+            .instrument(span.clone())
+            .await;
         let duration = start.elapsed();
 
         let fuel_used = match self.fuel_metering {
@@ -261,6 +276,10 @@ impl Sandbox {
                 ending.apply(&mut report);
             }
         }
+        span.record("outcome", report.outcome.name());
+        span.record("duration_ms", report.duration.as_millis() as u64);
+        span.record("fuel_used", report.fuel_used);
+        span.record("peak_memory_bytes", report.peak_memory_bytes);
         Ok(report)
     }
 

@@ -11,3 +11,4 @@ mod egress;
 mod exit_codes;
 mod run;
 mod support;
+mod telemetry;
