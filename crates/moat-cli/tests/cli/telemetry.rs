@@ -1,13 +1,13 @@
-//! Span export over OTLP/HTTP: `moat run` against a receiver on 127.0.0.1
-//! that stores every request, checking span names and fields, and that no
-//! code, output, URL query or secret reaches an exported span or the debug
-//! log.
+//! Span export over OTLP/HTTP: `moat run` and `moat serve` against a
+//! receiver on 127.0.0.1 that stores every request, checking span names and
+//! fields, and that no code, output, URL query or secret reaches an exported
+//! span or the debug log.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -20,13 +20,7 @@ use prost::Message;
 
 use crate::support::{Finished, finish, moat, moat_python, script, tempdir};
 
-#[allow(dead_code)]
-#[path = "../../../../tests/e2e/http_server.rs"]
-mod http_server;
-
-use http_server::TestServer;
-
-/// Text in the script's source only; unusual enough not to appear by chance.
+/// Text only in the script's source, unusual enough not to appear by chance.
 const CODE_MARKER: &str = "code-marker-Zt81Qw";
 /// Text the script prints; its source builds it from two halves, so the
 /// source alone does not contain it.
@@ -44,25 +38,37 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request the receiver reads.
 const MAX_REQUEST_BYTES: usize = 16 << 20;
 
-/// One request the OTLP receiver got.
+/// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
-struct OtlpRequest {
+struct RecordedRequest {
     method: String,
     target: String,
-    content_type: Option<String>,
+    /// Headers in the order received, names lowercased.
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
 }
 
 #[derive(Debug, Default)]
 struct ReceiverState {
-    requests: Mutex<Vec<OtlpRequest>>,
+    requests: Mutex<Vec<RecordedRequest>>,
     connections: AtomicUsize,
     stopping: AtomicBool,
 }
 
-/// An OTLP/HTTP receiver that stores each request and replies 200 with an
-/// empty `ExportTraceServiceResponse`, one request per connection. It stops
-/// when dropped.
+/// An HTTP/1.1 server that stores each request and replies 200 with an
+/// empty body, one request per connection. It serves as the OTLP receiver,
+/// since an empty body is an empty `ExportTraceServiceResponse`, and as the
+/// destination of egress. It stops when dropped.
 #[derive(Debug)]
 struct Receiver {
     address: SocketAddr,
@@ -98,7 +104,7 @@ impl Receiver {
         format!("http://{}", self.address)
     }
 
-    fn requests(&self) -> Vec<OtlpRequest> {
+    fn requests(&self) -> Vec<RecordedRequest> {
         self.state
             .requests
             .lock()
@@ -189,23 +195,21 @@ fn serve(mut stream: TcpStream, state: &ReceiverState) -> std::io::Result<()> {
     let method = parts.next().unwrap_or_default().to_owned();
     let target = parts.next().unwrap_or_default().to_owned();
 
-    let mut length = 0;
-    let mut content_type = None;
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
             break;
         }
-        let Some((name, value)) = line.trim_end().split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        if name.eq_ignore_ascii_case("content-type") {
-            content_type = Some(value.trim().to_owned());
+        if let Some((name, value)) = line.trim_end().split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length.min(MAX_REQUEST_BYTES)];
     reader.read_exact(&mut body)?;
 
@@ -213,10 +217,10 @@ fn serve(mut stream: TcpStream, state: &ReceiverState) -> std::io::Result<()> {
         .requests
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(OtlpRequest {
+        .push(RecordedRequest {
             method,
             target,
-            content_type,
+            headers,
             body,
         });
     stream.write_all(
@@ -328,8 +332,8 @@ fn run_exports_spans_without_payload() {
         assert_eq!(request.method, "POST");
         assert_eq!(request.target, "/v1/traces");
         assert_eq!(
-            request.content_type.as_deref(),
-            Some("application/x-protobuf")
+            request.header_values("content-type"),
+            ["application/x-protobuf"]
         );
     }
 
@@ -395,8 +399,8 @@ format = "Bearer {{value}}"
 #[test]
 fn egress_span_without_secret() {
     let receiver = Receiver::start();
-    let server = TestServer::start();
-    let port = server.port();
+    let server = Receiver::start();
+    let port = server.address.port();
     let dir = tempdir();
     let policy = write_egress_policy(dir.path(), port);
     let code = format!(
@@ -435,6 +439,7 @@ except urllib.error.URLError as error:
     assert_no_export_warning(&finished);
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].target, format!("/echo?q={QUERY_MARKER}"));
     assert_eq!(
         requests[0].header_values("authorization"),
         [format!("Bearer {SECRET_VALUE}")],
@@ -490,6 +495,113 @@ except urllib.error.URLError as error:
             !finished.stderr.contains(text),
             "{text} is in the debug log: {}",
             finished.stderr
+        );
+    }
+}
+
+#[test]
+fn serve_exports_execution_span() {
+    let receiver = Receiver::start();
+    let dir = tempdir();
+    let mut child = moat_without_otel()
+        .args(["serve", "--otlp-endpoint", &receiver.endpoint()])
+        .env("MOAT_LOG", "debug")
+        .env("MOAT_AUDIT_DB", dir.path().join("audit.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start moat serve");
+
+    // The debug log is read on its own thread so that a full pipe cannot
+    // stall the server.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let (first, second) = STDOUT_MARKER.split_at(7);
+    let code = format!("note = {CODE_MARKER:?}\nprint({first:?} + {second:?})\n");
+    let messages = [
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "telemetry-test", "version": "1"},
+            },
+        }),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "run_python", "arguments": {"code": code}},
+        }),
+    ];
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    for message in &messages {
+        writeln!(stdin, "{message}").expect("write to moat serve");
+    }
+    stdin.flush().expect("write to moat serve");
+
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut result = None;
+    for line in stdout.lines() {
+        let line = line.expect("read moat serve's stdout");
+        let message: serde_json::Value = serde_json::from_str(&line).expect("a JSON-RPC message");
+        if message["id"] == 2 {
+            result = Some(message);
+            break;
+        }
+    }
+    // Closing stdin ends the server, which flushes its spans as it exits.
+    drop(stdin);
+    let status = child.wait().expect("wait for moat serve");
+    let stderr = stderr_reader.join().expect("read moat serve's stderr");
+
+    assert!(status.success(), "moat serve failed: {stderr}");
+    let result = result.expect("a response to tools/call");
+    assert!(
+        result.to_string().contains(STDOUT_MARKER),
+        "the run did not print the marker: {result}"
+    );
+    assert!(
+        !stderr.contains("failed to export spans"),
+        "export failed: {stderr}"
+    );
+
+    let spans = receiver.spans();
+    let execution = only_span(&spans, "execution");
+    let execution_id = execution.attribute("execution").expect("an execution id");
+    assert_eq!(execution_id.len(), 32, "{execution:#?}");
+    assert!(
+        execution_id.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{execution:#?}"
+    );
+    assert_eq!(execution.attribute("session"), Some("none"));
+    assert_eq!(execution.attribute("language"), Some("python"));
+    let run = only_span(&spans, "sandbox_run");
+    assert_eq!(
+        run.trace_id, execution.trace_id,
+        "sandbox_run is in another trace"
+    );
+    assert_eq!(
+        run.parent_span_id, execution.span_id,
+        "sandbox_run is not a child of execution"
+    );
+
+    // rmcp's debug events would print the request, code included, and the
+    // response, output included.
+    let exported = receiver.all_bytes();
+    for marker in [CODE_MARKER, STDOUT_MARKER] {
+        assert!(
+            !contains_bytes(&exported, marker),
+            "{marker} was exported: {spans:#?}"
+        );
+        assert!(
+            !stderr.contains(marker),
+            "{marker} is in the debug log: {stderr}"
         );
     }
 }
