@@ -21,6 +21,6 @@ pub use files::{DirState, MAX_SCANNED_ENTRIES, hash_file, input_file};
 pub use query::{Filter, Found, Kind, Listed, Listing, Order, StoredEntry, UNFINISHED};
 pub use record::*;
 pub use recorder::{Ended, Finished, Recorder, RunInfo, SessionEventKind, new_execution_id};
-pub use report::{escape_html, report};
+pub use report::{Report, escape_html, report};
 pub use store::{AuditStore, FORMAT_VERSION, now_rfc3339};
 pub use verify::{ExpectedHead, Failure, Head, Problem, Verification};

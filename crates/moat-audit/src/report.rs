@@ -14,6 +14,7 @@ use crate::query::{Filter, Listed, UNFINISHED};
 use crate::record::{Actor, Captured, EgressAttempt, Event, Execution, FileRef};
 use crate::store::{AuditStore, now_rfc3339};
 use crate::summary_csv::capture_name;
+use crate::verify::Verification;
 
 use self::escape_html as esc;
 
@@ -23,16 +24,32 @@ const SLOWEST_SHOWN: usize = 10;
 /// Record links listed per denied-egress row before "and N more".
 const LINKS_PER_ROW: usize = 5;
 
+/// A rendered report and the facts it shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The page.
+    pub html: String,
+    /// The whole chain, checked in the same read transaction.
+    pub verification: Verification,
+    /// Records shown in detail.
+    pub records: usize,
+}
+
 /// Renders the report of `filter`'s selection, with the chain verified in
 /// the same read transaction.
-pub fn report(store: &AuditStore, filter: &Filter) -> Result<String, AuditError> {
+pub fn report(store: &AuditStore, filter: &Filter) -> Result<Report, AuditError> {
     let gathered = gather(store, filter)?;
-    Ok(render(
+    let html = render(
         &gathered,
         filter,
         &store.path().display().to_string(),
         &now_rfc3339(),
-    ))
+    );
+    Ok(Report {
+        html,
+        records: gathered.records.len(),
+        verification: gathered.verification,
+    })
 }
 
 /// Escapes text for HTML element content and quoted attribute values.

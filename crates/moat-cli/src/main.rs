@@ -1,6 +1,7 @@
 //! The `moat` command: runs model-written Python and JavaScript inside a
 //! WebAssembly sandbox.
 
+mod audit_cmd;
 mod exit;
 mod policy_cmd;
 mod recording;
@@ -61,6 +62,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a policy file, explain it, or print its JSON Schema
     Policy(policy_cmd::PolicyArgs),
+    /// List, show, verify, export and report the audit trail
+    Audit(audit_cmd::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Serve(args) => serve::run(&cli.engine, args),
         Command::Policy(args) => policy_cmd::run(args),
+        Command::Audit(args) => audit_cmd::run(&cli.engine, args),
     };
     // Sends queued spans before the process exits.
     telemetry.shutdown();

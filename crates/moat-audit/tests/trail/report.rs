@@ -31,7 +31,7 @@ fn report_escapes_record_values() {
     let dir = tempdir();
     let store = hostile_store(dir.path());
 
-    let html = report(&store, &Filter::default()).expect("report");
+    let html = report(&store, &Filter::default()).expect("report").html;
 
     assert!(!html.contains("<script"), "the page must hold no script");
     assert!(
@@ -50,7 +50,7 @@ fn report_anchors_every_record() {
     let dir = tempdir();
     let store = hostile_store(dir.path());
 
-    let html = report(&store, &Filter::default()).expect("report");
+    let html = report(&store, &Filter::default()).expect("report").html;
 
     for seq in 1..=5 {
         assert!(
@@ -78,7 +78,8 @@ fn report_is_self_contained() {
             ..Filter::default()
         },
     )
-    .expect("report");
+    .expect("report")
+    .html;
 
     assert!(html.starts_with("<!DOCTYPE html>"));
     for loader in ["<link", "<script", "<img", "<iframe", "url(", "@import"] {
@@ -96,7 +97,7 @@ fn report_shows_broken_chain() {
         .expect("delete");
     let store = AuditStore::open_read_only(&path).expect("open");
 
-    let html = report(&store, &Filter::default()).expect("report");
+    let html = report(&store, &Filter::default()).expect("report").html;
 
     assert!(
         html.contains(

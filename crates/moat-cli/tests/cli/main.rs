@@ -5,6 +5,7 @@
 //! from `target/guests`; build them with `cargo xtask guests`. Compiled
 //! guests are cached in `MOAT_CACHE_DIR`, or `target/moat-cache`.
 
+mod audit;
 mod bad_input;
 mod demo;
 mod egress;
