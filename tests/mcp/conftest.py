@@ -22,6 +22,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 MOAT_BIN = os.environ.get("MOAT_BIN", "")
 GUEST_DIR = os.environ.get("MOAT_GUEST_DIR", "")
+# Every server of these tests records to one audit store unless a test
+# passes its own --audit-db; SQLite serializes the servers' appends.
+AUDIT_DB = os.environ.get("MOAT_AUDIT_DB") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(MOAT_BIN or "."))), "test-audit", "mcp.db"
+)
 
 # Both protocol eras: "legacy" forces the initialize handshake (2025-11-25
 # and earlier); "auto" probes server/discover and uses 2026-07-28.
@@ -36,7 +41,7 @@ def pytest_configure(config):
 
 
 def server_env(extra=None):
-    env = {"MOAT_GUEST_DIR": GUEST_DIR, "MOAT_LOG": "warn"}
+    env = {"MOAT_GUEST_DIR": GUEST_DIR, "MOAT_LOG": "warn", "MOAT_AUDIT_DB": AUDIT_DB}
     env.update(extra or {})
     return env
 

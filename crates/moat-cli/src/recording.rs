@@ -56,11 +56,9 @@ impl WhoArgs {
     }
 }
 
-/// The account running moat, from the environment.
+/// The account running moat, as the operating system names it.
 pub fn local_user() -> Option<String> {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    whoami::username().ok().filter(|name| !name.is_empty())
 }
 
 /// Opens the audit store, creating it when needed. Runs must not start

@@ -1,5 +1,5 @@
-//! Recording MCP runs and sessions in the audit trail: who asked (from the
-//! connection, the request's `_meta` and HTTP headers) and the blocking
+//! Recording MCP runs and sessions in the audit trail: who asked (from
+//! `initialize` or the request's `_meta`, and HTTP headers) and the blocking
 //! store calls moved off the async workers.
 
 use std::path::Path;
@@ -48,9 +48,17 @@ pub fn actor(state: &ServerState, context: &RequestContext<RoleServer>) -> Actor
             .and_then(|value| value.as_str())
             .and_then(clean)
     });
-    let client = context.peer.peer_info().map(|info| Client {
-        name: clean(&info.client_info.name).unwrap_or_default(),
-        version: clean(&info.client_info.version).unwrap_or_default(),
+    // Clients of the 2026-07-28 protocol name themselves in each request's
+    // `_meta`; earlier ones once, in `initialize`.
+    let implementation = context.meta.client_info().or_else(|| {
+        context
+            .peer
+            .peer_info()
+            .map(|info| info.client_info.clone())
+    });
+    let client = implementation.map(|info| Client {
+        name: clean(&info.name).unwrap_or_default(),
+        version: clean(&info.version).unwrap_or_default(),
     });
     Actor {
         principal: header(PRINCIPAL_HEADER).or_else(|| identity.principal.clone()),

@@ -10,6 +10,7 @@ mod bad_input;
 mod demo;
 mod egress;
 mod exit_codes;
+mod recording;
 mod run;
 mod support;
 mod telemetry;

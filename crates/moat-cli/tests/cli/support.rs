@@ -33,6 +33,14 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
+/// The audit store of tests that do not check their records:
+/// `target/test-audit/cli.db`, shared by every test process (SQLite
+/// serializes their appends). Tests of the audit trail pass their own
+/// `--audit-db`.
+pub fn shared_audit_db() -> PathBuf {
+    workspace_root().join("target/test-audit/cli.db")
+}
+
 /// Prepares the `moat` binary with the guest and cache directories of these
 /// tests, run from the workspace root. Nothing about the guests is checked, so
 /// this suits tests of argument errors.
@@ -41,6 +49,7 @@ pub fn moat() -> Command {
     command
         .env("MOAT_GUEST_DIR", guest_dir())
         .env("MOAT_CACHE_DIR", cache_dir())
+        .env("MOAT_AUDIT_DB", shared_audit_db())
         .env_remove("MOAT_LOG")
         .current_dir(workspace_root());
     command
