@@ -146,7 +146,7 @@ struct FilterArgs {
 
     /// Records to select: execution (one per execution, unfinished ones
     /// included), session (session events) or all (every record)
-    #[arg(long, value_name = "KIND", default_value = "execution")]
+    #[arg(long, default_value = "execution", value_parser = ["execution", "session", "all"])]
     kind: String,
 }
 

@@ -287,6 +287,11 @@ fn audit_export_writes_bundle() {
     assert_eq!(manifest["filter"]["principal"], "tester");
     let records = std::fs::read_to_string(bundle.join("records.jsonl")).expect("records");
     assert_eq!(records.lines().count(), 4);
+    // An inspector checks the store later against the head in the manifest.
+    let head = &manifest["chain"]["head"];
+    let expected = format!("{}:{}", head["seq"], head["hash"].as_str().expect("hash"));
+    let later = audit(&db, &["verify", "--expect-head", &expected]);
+    assert_eq!(later.code, 0, "{later:#?}");
     assert_eq!(again.code, 125, "{again:#?}");
     assert!(
         again.stderr.contains("the directory is not empty"),
