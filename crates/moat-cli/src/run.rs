@@ -10,6 +10,7 @@ use moat_audit::{DirState, Ended, Finished, Recorder, RunInfo, Transport};
 use moat_egress::{EgressEvent, ResolveOverride};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::EngineArgs;
 use crate::exit;
@@ -149,40 +150,48 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
 
-    let report = tokio.block_on(async {
-        let runtime = Runtime::new(runtime_config)?;
-        let mut sandbox = Sandbox::new(&runtime, language, &files, Vec::new())?;
-        if let Some(modules) = &policy.policy.python.modules {
-            sandbox.set_allowed_modules(modules.clone());
-        }
-        let run_gate = gate.as_ref().map(|gate| gate.for_run());
-        if let Some(run_gate) = &run_gate {
-            sandbox.set_network(run_gate.clone());
-        }
-        let info = RunInfo {
-            execution_id: moat_audit::new_execution_id(),
-            session_id: None,
-            actor: args.who.actor(Transport::Cli),
-            language,
-            guest_hash: sandbox.guest_hash(),
-            started_at: moat_audit::now_rfc3339(),
-        };
-        recorder
-            .start(&info, &code)
-            .context("the audit trail cannot be written, so the script was not run")?;
-        let result = sandbox.run(&code, &filename, &limits).await;
-        let egress = run_gate
-            .map(|run_gate| run_gate.events())
-            .unwrap_or_default();
-        let files_out = before.changes(&DirState::scan(&workspace), &workspace);
-        let failure = result.as_ref().err().map(|error| format!("{error:#}"));
-        let ended = match (&result, &failure) {
-            (Ok(report), _) => Ended::Report(report),
-            (Err(_), message) => Ended::Failed {
-                message: message.as_deref().unwrap_or_default(),
-            },
-        };
-        recorder
+    let execution_id = moat_audit::new_execution_id();
+    let span = tracing::info_span!(
+        "execution",
+        execution = %execution_id,
+        language = language.name(),
+        filename = %filename,
+    );
+    let report = tokio.block_on(
+        async {
+            let runtime = Runtime::new(runtime_config)?;
+            let mut sandbox = Sandbox::new(&runtime, language, &files, Vec::new())?;
+            if let Some(modules) = &policy.policy.python.modules {
+                sandbox.set_allowed_modules(modules.clone());
+            }
+            let run_gate = gate.as_ref().map(|gate| gate.for_execution(&execution_id));
+            if let Some(run_gate) = &run_gate {
+                sandbox.set_network(run_gate.clone());
+            }
+            let info = RunInfo {
+                execution_id: execution_id.clone(),
+                session_id: None,
+                actor: args.who.actor(Transport::Cli),
+                language,
+                guest_hash: sandbox.guest_hash(),
+                started_at: moat_audit::now_rfc3339(),
+            };
+            recorder
+                .start(&info, &code)
+                .context("the audit trail cannot be written, so the script was not run")?;
+            let result = sandbox.run(&code, &filename, &limits).await;
+            let egress = run_gate
+                .map(|run_gate| run_gate.events())
+                .unwrap_or_default();
+            let files_out = before.changes(&DirState::scan(&workspace), &workspace);
+            let failure = result.as_ref().err().map(|error| format!("{error:#}"));
+            let ended = match (&result, &failure) {
+                (Ok(report), _) => Ended::Report(report),
+                (Err(_), message) => Ended::Failed {
+                    message: message.as_deref().unwrap_or_default(),
+                },
+            };
+            recorder
             .finish(
                 &info,
                 Finished {
@@ -198,8 +207,10 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             .context(
                 "the script ran, but its audit record cannot be written, so its output is withheld",
             )?;
-        anyhow::Ok((result?, info, egress))
-    });
+            anyhow::Ok((result?, info, egress))
+        }
+        .instrument(span),
+    );
     let (report, info, egress) = report?;
 
     if args.json {

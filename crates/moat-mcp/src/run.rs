@@ -298,7 +298,8 @@ async fn run_locked(
 
     slot.cells += 1;
     let filename = cell_filename(session.language, Some(slot.cells));
-    let run_gate = crate::sessions::prepare_run(&mut slot.sandbox, &state.config);
+    let run_gate =
+        crate::sessions::prepare_run(&mut slot.sandbox, &state.config, &audited.execution_id);
     let info = crate::audit::run_info(
         &audited.execution_id,
         Some(&session.id),
@@ -385,7 +386,7 @@ async fn run_once(
     let mut sandbox = new_sandbox(&state.runtime, language, &files)
         .map_err(|error| errors::internal(format!("failed to create the sandbox: {error}")))?;
     let filename = cell_filename(language, None);
-    let run_gate = crate::sessions::prepare_run(&mut sandbox, &state.config);
+    let run_gate = crate::sessions::prepare_run(&mut sandbox, &state.config, &audited.execution_id);
     let info = crate::audit::run_info(
         &audited.execution_id,
         None,

@@ -286,11 +286,15 @@ impl SessionManager {
 pub fn prepare_run(
     sandbox: &mut Sandbox,
     config: &crate::config::ServerConfig,
+    execution_id: &str,
 ) -> Option<Arc<RunGate>> {
     if let Some(modules) = &config.allowed_modules {
         sandbox.set_allowed_modules(modules.clone());
     }
-    let gate = config.network.as_ref().map(|gate| gate.for_run());
+    let gate = config
+        .network
+        .as_ref()
+        .map(|gate| gate.for_execution(execution_id));
     if let Some(gate) = &gate {
         sandbox.set_network(gate.clone());
     }

@@ -51,6 +51,9 @@ pub fn moat() -> Command {
         .env("MOAT_CACHE_DIR", cache_dir())
         .env("MOAT_AUDIT_DB", shared_audit_db())
         .env_remove("MOAT_LOG")
+        // A developer's collector must not receive the tests' spans.
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .current_dir(workspace_root());
     command
 }
