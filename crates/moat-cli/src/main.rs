@@ -2,6 +2,7 @@
 //! WebAssembly sandbox.
 
 mod audit_cmd;
+mod check;
 mod exit;
 mod policy_cmd;
 mod recording;
@@ -64,6 +65,8 @@ enum Command {
     Policy(policy_cmd::PolicyArgs),
     /// List, show, verify, export and report the audit trail
     Audit(audit_cmd::AuditArgs),
+    /// Run scripts under a policy and check each against its expectations, for CI
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,9 +74,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return match error.use_stderr() {
-                true => ExitCode::from(exit::MOAT_ERROR),
-                false => ExitCode::SUCCESS,
+            if !error.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            // `moat check` keeps 1 for failed scripts and 2 for every usage
+            // or configuration error, as CI systems expect.
+            return match check::invoked(<Cli as clap::CommandFactory>::command()) {
+                true => ExitCode::from(check::EXIT_CONFIG),
+                false => ExitCode::from(exit::MOAT_ERROR),
             };
         }
     };
@@ -91,6 +99,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.engine, args),
         Command::Policy(args) => policy_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(&cli.engine, args),
+        Command::Check(args) => Ok(check::run(&cli.engine, args)),
     };
     // Sends queued spans before the process exits.
     telemetry.shutdown();

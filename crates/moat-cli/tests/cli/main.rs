@@ -7,6 +7,7 @@
 
 mod audit;
 mod bad_input;
+mod check;
 mod demo;
 mod egress;
 mod exit_codes;
