@@ -191,6 +191,70 @@ fn is_forbidden_in_xml(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::verdict::{Failure, FailureKind};
+    use moat_runtime::Language;
+
+    fn verdict(path: &str, status: Status, failures: Vec<Failure>) -> Verdict {
+        Verdict {
+            path: path.to_owned(),
+            language: Language::Python,
+            status,
+            failures,
+            expectations: None,
+            execution: None,
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    fn info() -> SuiteInfo<'static> {
+        SuiteInfo {
+            policy_name: Some("ci"),
+            policy_source: "built-in",
+            policy_sha256: "abc",
+        }
+    }
+
+    #[test]
+    fn moat_failure_is_error_element() {
+        let failure = Failure::new(
+            FailureKind::MoatError,
+            "moat failed to run the script: disk full",
+        );
+        let xml = render(
+            &[verdict("a.py", Status::Error, vec![failure])],
+            &info(),
+            Duration::from_secs(2),
+        );
+        assert!(
+            xml.contains("tests=\"1\" failures=\"0\" errors=\"1\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                "<error type=\"moat_error\" message=\"moat failed to run the script: disk full\">"
+            ),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn passing_case_without_output_is_empty() {
+        let xml = render(
+            &[verdict("a.py", Status::Pass, Vec::new())],
+            &info(),
+            Duration::ZERO,
+        );
+        assert!(
+            xml.contains(
+                "<testcase name=\"a.py\" classname=\"python\" file=\"a.py\" time=\"1.500\"/>"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"policy\" value=\"ci\"/>"),
+            "{xml}"
+        );
+    }
 
     #[test]
     fn text_escapes_markup_and_controls() {

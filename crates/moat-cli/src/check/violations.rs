@@ -292,9 +292,10 @@ fn parse_quoted(text: &str) -> Option<String> {
     None
 }
 
-/// The absolute guest path of `path`: relative paths resolve against
-/// `/workspace`, the guest's working directory. `.` and `..` are resolved
-/// lexically, as the sandbox never follows symlinks out of a directory.
+/// Returns the absolute guest path of `path`. Relative paths resolve
+/// against `/workspace`, the guest's working directory. `.` and `..` are
+/// resolved lexically, because no symlink can lead out of a preopened
+/// directory and the guest cannot create symlinks.
 fn guest_absolute(path: &str) -> String {
     let joined = match path.starts_with('/') {
         true => path.to_owned(),
@@ -313,7 +314,7 @@ fn guest_absolute(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Whether guest path `path` is `dir` or inside it.
+/// Returns whether guest path `path` is `dir` or inside it.
 fn is_within(path: &str, dir: &str) -> bool {
     let dir = dir.trim_end_matches('/');
     path == dir
@@ -477,6 +478,57 @@ mod tests {
             &[],
         );
         assert_eq!(found, None);
+    }
+
+    fn denied(url: &str) -> EgressEvent {
+        EgressEvent {
+            started_at_ms: 0,
+            method: "GET".to_owned(),
+            url: url.to_owned(),
+            hop: 0,
+            rule: None,
+            decision: Decision::Denied,
+            reason: Some("network access is denied: the policy has no egress rules".to_owned()),
+            address: None,
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            secrets_injected: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn repeated_denials_are_listed_once() {
+        let events: Vec<EgressEvent> = (0..3).map(|_| denied("http://a.invalid/")).collect();
+        let found = egress_violations(&events, None);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].message,
+            "GET http://a.invalid/: network access is denied: the policy has no egress rules"
+        );
+        assert!(!found[0].ended_run);
+    }
+
+    #[test]
+    fn many_denials_are_counted() {
+        let events: Vec<EgressEvent> = (0..8)
+            .map(|n| denied(&format!("http://host{n}.invalid/")))
+            .collect();
+        let found = egress_violations(&events, None);
+        assert_eq!(found.len(), MAX_LISTED_EGRESS_DENIALS + 1);
+        assert_eq!(found[5].message, "3 more distinct requests were denied");
+    }
+
+    #[test]
+    fn uncaught_denial_ended_run() {
+        let events = [denied("http://a.invalid/")];
+        let uncaught = error(
+            "TypeError",
+            "network access is denied: the policy has no egress rules",
+        );
+        let found = egress_violations(&events, Some(&uncaught));
+        assert!(found[0].ended_run);
     }
 
     #[test]
