@@ -24,6 +24,7 @@ use moat_policy::{LoadedPolicy, Policy, sha256_hex};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, Runtime};
 
 use crate::EngineArgs;
+use crate::recording::{WhoArgs, open_store};
 use crate::setup::{RequestedLimits, build_gate, load_policy, policy_grants, resolve_limits};
 
 use runner::{Finished, run_all};
@@ -72,6 +73,9 @@ pub struct CheckArgs {
     /// Print one JSON document with every verdict instead of the summary
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    who: WhoArgs,
 }
 
 const AFTER_HELP: &str = "\
@@ -190,6 +194,14 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
     .context("the policy's directory grants cannot be used")?;
 
     let scripts = discover::collect(&args.paths, args.manifest.as_deref())?;
+    // The store opens before anything runs: no record, no run.
+    let recorder =
+        moat_audit::Recorder::new(open_store(engine)?, &policy.loaded, Some(gate.clone()))
+            .context("the audit trail is unavailable, so nothing was run")?;
+    let audit = Arc::new(execute::CheckAudit {
+        recorder: Arc::new(recorder),
+        actor: args.who.actor(moat_audit::Transport::Check),
+    });
     if let Some(junit) = &args.junit {
         check_writable(junit)?;
     }
@@ -207,6 +219,7 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
         Arc::new(runtime),
         Arc::new(policy),
         gate,
+        audit,
         scripts,
         jobs,
         |verdict| match show_progress {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use moat_audit::{Actor, DirState, Ended, Finished, Recorder, RunInfo};
 use moat_egress::Gate;
 use moat_runtime::{FileAccess, Runtime, Sandbox};
 
@@ -20,6 +21,15 @@ use super::violations::find_violations;
 /// cap what a run writes, so a runaway file must not be read whole.
 const MAX_COMPARED_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// What the audit trail needs to record a check's runs.
+#[derive(Debug)]
+pub struct CheckAudit {
+    /// Writes the records.
+    pub recorder: Arc<Recorder>,
+    /// Who the runs are recorded as.
+    pub actor: Actor,
+}
+
 /// Runs `script` under `policy` and judges it.
 ///
 /// This is the one place where a check executes code. Each call creates a
@@ -31,6 +41,7 @@ pub async fn execute_one(
     runtime: &Runtime,
     policy: &CheckPolicy,
     gate: &Gate,
+    audit: &CheckAudit,
     script: &Script,
 ) -> Verdict {
     let started = Instant::now();
@@ -49,7 +60,7 @@ pub async fn execute_one(
             verdict.status = Status::Fail;
             verdict.failures.push(failure);
         }
-        Ok(code) => match run_in_sandbox(runtime, policy, gate, script, &code).await {
+        Ok(code) => match run_in_sandbox(runtime, policy, gate, audit, script, &code).await {
             Ok(execution) => {
                 verdict.failures = judge(&script.expectations, &execution);
                 if !verdict.failures.is_empty() {
@@ -97,6 +108,7 @@ async fn run_in_sandbox(
     runtime: &Runtime,
     policy: &CheckPolicy,
     gate: &Gate,
+    audit: &CheckAudit,
     script: &Script,
     code: &str,
 ) -> anyhow::Result<Execution> {
@@ -126,7 +138,15 @@ async fn run_in_sandbox(
     if let Some(modules) = &policy.loaded.policy.python.modules {
         sandbox.set_allowed_modules(modules.clone());
     }
-    let run_gate = gate.for_run();
+    let info = RunInfo {
+        execution_id: moat_audit::new_execution_id(),
+        session_id: None,
+        actor: audit.actor.clone(),
+        language: script.language,
+        guest_hash: sandbox.guest_hash(),
+        started_at: moat_audit::now_rfc3339(),
+    };
+    let run_gate = gate.for_execution(&info.execution_id);
     sandbox.set_network(Arc::clone(&run_gate) as _);
 
     let filename = script
@@ -134,8 +154,42 @@ async fn run_in_sandbox(
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| script.display.clone());
-    let report = sandbox.run(code, &filename, &limits).await?;
+    let before = DirState::scan(scratch.path());
+    record_start(audit, &info, code)
+        .await
+        .context("the audit trail cannot be written, so the script was not run")?;
+    let result = sandbox.run(code, &filename, &limits).await;
     let egress = run_gate.events();
+
+    let files_in: Vec<_> = expectations
+        .inputs
+        .iter()
+        .map(|input| moat_audit::input_file(&input.path, &input.contents))
+        .collect();
+    let files_out = before.changes(&DirState::scan(scratch.path()), scratch.path());
+    let failure = result.as_ref().err().map(|error| format!("{error:#}"));
+    let ended = match (&result, &failure) {
+        (Ok(report), _) => Ended::Report(report),
+        (Err(_), message) => Ended::Failed {
+            message: message.as_deref().unwrap_or_default(),
+        },
+    };
+    let record = audit.recorder.execution(
+        &info,
+        Finished {
+            code,
+            stdin: (!expectations.stdin.is_empty()).then_some(expectations.stdin.as_slice()),
+            files_in: &files_in,
+            files_out: &files_out,
+            ended,
+            limits: &limits,
+            egress: &egress,
+        },
+    );
+    record_end(audit, record).await.context(
+        "the script ran, but its audit record cannot be written, so its verdict is withheld",
+    )?;
+    let report = result?;
 
     let outputs = expectations
         .outputs
@@ -161,6 +215,30 @@ async fn run_in_sandbox(
         outputs,
         deadline_is_max_duration,
     })
+}
+
+/// Writes a run's first record on the blocking pool: SQLite waits for the
+/// disk.
+async fn record_start(audit: &CheckAudit, info: &RunInfo, code: &str) -> anyhow::Result<()> {
+    let recorder = Arc::clone(&audit.recorder);
+    let (info, code) = (info.clone(), code.to_owned());
+    tokio::task::spawn_blocking(move || recorder.start(&info, &code))
+        .await
+        .context("the audit writer stopped")??;
+    Ok(())
+}
+
+/// Writes a run's execution record on the blocking pool.
+async fn record_end(audit: &CheckAudit, record: moat_audit::Execution) -> anyhow::Result<()> {
+    let recorder = Arc::clone(&audit.recorder);
+    tokio::task::spawn_blocking(move || {
+        recorder
+            .store()
+            .append(moat_audit::Event::Execution(Box::new(record)))
+    })
+    .await
+    .context("the audit writer stopped")??;
+    Ok(())
 }
 
 /// Writes the expected input files into the scratch workspace.

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::CheckPolicy;
 use super::discover::Script;
-use super::execute::execute_one;
+use super::execute::{CheckAudit, execute_one};
 use super::verdict::{Failure, FailureKind, Status, Verdict};
 
 /// The end of a batch of runs.
@@ -29,6 +29,7 @@ pub fn run_all(
     runtime: Arc<Runtime>,
     policy: Arc<CheckPolicy>,
     gate: Gate,
+    audit: Arc<CheckAudit>,
     scripts: Vec<Script>,
     jobs: usize,
     mut on_verdict: impl FnMut(&Verdict) -> anyhow::Result<()>,
@@ -53,14 +54,16 @@ pub fn run_all(
 
         loop {
             while next < scripts.len() && running.len() < workers {
-                let (runtime, policy, gate, script) = (
+                let (runtime, policy, gate, audit, script) = (
                     Arc::clone(&runtime),
                     Arc::clone(&policy),
                     gate.clone(),
+                    Arc::clone(&audit),
                     Arc::clone(&scripts[next]),
                 );
-                let handle = running
-                    .spawn(async move { execute_one(&runtime, &policy, &gate, &script).await });
+                let handle = running.spawn(async move {
+                    execute_one(&runtime, &policy, &gate, &audit, &script).await
+                });
                 task_index.insert(handle.id(), next);
                 next += 1;
             }

@@ -62,7 +62,10 @@ fn run_writes_a_start_and_an_execution_record() {
     let execution_id = report["execution_id"].as_str().expect("an execution id");
 
     let events = events(&db);
-    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(kinds, ["execution_started", "execution"]);
     assert_eq!(events[0]["execution_id"], execution_id);
     assert_eq!(events[0]["code_sha256"], sha256(code.as_bytes()));
@@ -112,7 +115,13 @@ fn a_limit_and_a_traceback_are_recorded() {
             .arg(&db),
     );
     assert_eq!(timed_out.code, 124, "{timed_out:#?}");
-    let raised = finish(moat_python().arg("run").arg(&raising).arg("--audit-db").arg(&db));
+    let raised = finish(
+        moat_python()
+            .arg("run")
+            .arg(&raising)
+            .arg("--audit-db")
+            .arg(&db),
+    );
     assert_eq!(raised.code, 1, "{raised:#?}");
 
     let executions = executions(&db);
@@ -176,7 +185,10 @@ fn truncated_capture_cuts_long_output() {
     assert_eq!(stdout["bytes"], 10001);
     assert_eq!(stdout["truncated"], true);
     assert_eq!(stdout["text"].as_str().map(str::len), Some(4096));
-    assert_eq!(stdout["sha256"], sha256(format!("{}\n", "x".repeat(10000)).as_bytes()));
+    assert_eq!(
+        stdout["sha256"],
+        sha256(format!("{}\n", "x".repeat(10000)).as_bytes())
+    );
 }
 
 #[test]
@@ -196,7 +208,11 @@ fn secret_values_are_redacted_from_records() {
     )
     .expect("write the policy");
     // Model-written code that pasted the key: it must not reach the trail.
-    let path = script(dir.path(), "job.py", format!("key = '{VALUE}'\nprint(key)\n"));
+    let path = script(
+        dir.path(),
+        "job.py",
+        format!("key = '{VALUE}'\nprint(key)\n"),
+    );
     let finished = finish(
         moat_python()
             .arg("run")
@@ -210,7 +226,10 @@ fn secret_values_are_redacted_from_records() {
     assert_eq!(finished.code, 0, "{finished:#?}");
 
     let execution = &executions(&db)[0];
-    assert_eq!(execution["code"]["text"], "key = '[REDACTED:api_key]'\nprint(key)\n");
+    assert_eq!(
+        execution["code"]["text"],
+        "key = '[REDACTED:api_key]'\nprint(key)\n"
+    );
     assert_eq!(execution["code"]["redacted"], true);
     assert_eq!(execution["stdout"]["text"], "[REDACTED:api_key]\n");
     for file in ["audit.db", "audit.db-wal"] {
@@ -230,7 +249,11 @@ fn concurrent_runs_are_all_recorded_in_one_chain() {
     let db = dir.path().join("audit.db");
     let children: Vec<_> = (0..6)
         .map(|index| {
-            let path = script(dir.path(), &format!("job{index}.py"), format!("print({index})\n"));
+            let path = script(
+                dir.path(),
+                &format!("job{index}.py"),
+                format!("print({index})\n"),
+            );
             moat_python()
                 .arg("run")
                 .arg(&path)
@@ -278,7 +301,9 @@ fn a_store_that_cannot_be_opened_refuses_the_run() {
     );
     assert_eq!(finished.code, 125, "{finished:#?}");
     assert!(
-        finished.stderr.contains("the audit trail is unavailable, so nothing was run")
+        finished
+            .stderr
+            .contains("the audit trail is unavailable, so nothing was run")
             && finished.stderr.contains("--audit-db"),
         "{}",
         finished.stderr
@@ -294,7 +319,13 @@ fn a_locked_store_refuses_the_run() {
     std::fs::create_dir(&workspace).expect("create the workspace");
     let path = script(dir.path(), "job.py", "open('ran.txt', 'w').write('x')\n");
     // Create the store, then hold its write lock past moat's 10 s wait.
-    let first = finish(moat_python().arg("run").arg(&path).arg("--audit-db").arg(&db));
+    let first = finish(
+        moat_python()
+            .arg("run")
+            .arg(&path)
+            .arg("--audit-db")
+            .arg(&db),
+    );
     assert_eq!(first.code, 0, "{first:#?}");
     let holder = rusqlite::Connection::open(&db).expect("open the store");
     holder
@@ -322,4 +353,64 @@ fn a_locked_store_refuses_the_run() {
     );
     assert!(!workspace.join("ran.txt").exists(), "the script ran");
     assert_eq!(executions(&db).len(), 1);
+}
+
+#[test]
+fn check_records_each_script_it_runs() {
+    let dir = tempdir();
+    let db = dir.path().join("audit.db");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).expect("create the script directory");
+    script(&scripts, "good.py", "print('fine')\n");
+    script(&scripts, "bad.js", "throw new Error('broken')\n");
+
+    let finished = finish(
+        moat_python()
+            .arg("check")
+            .arg(&scripts)
+            .args(["--model", "gen-1", "--audit-db"])
+            .arg(&db),
+    );
+    assert_eq!(finished.code, 1, "{finished:#?}");
+
+    let mut executions = executions(&db);
+    executions.sort_by_key(|e| e["language"].as_str().unwrap_or("").to_owned());
+    assert_eq!(executions.len(), 2);
+    for execution in &executions {
+        assert_eq!(execution["actor"]["transport"], "check");
+        assert_eq!(execution["actor"]["model"], "gen-1");
+        assert_eq!(execution["policy"]["name"], "ci");
+        // The built-in CI policy keeps hashes only.
+        assert_eq!(execution["capture"], "hashes");
+    }
+    assert_eq!(executions[0]["language"], "javascript");
+    assert_eq!(executions[0]["outcome"], "error");
+    assert_eq!(executions[1]["language"], "python");
+    assert_eq!(executions[1]["outcome"], "ok");
+    assert_eq!(executions[1]["stdout"]["sha256"], sha256(b"fine\n"));
+}
+
+#[test]
+fn check_with_an_unusable_store_runs_nothing() {
+    let dir = tempdir();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "").expect("write a file");
+    let path = script(dir.path(), "job.py", "print('ran')\n");
+
+    let finished = finish(
+        moat_python()
+            .arg("check")
+            .arg(&path)
+            .arg("--audit-db")
+            .arg(blocker.join("audit.db")),
+    );
+    assert_eq!(finished.code, 2, "{finished:#?}");
+    assert!(
+        finished
+            .stderr
+            .contains("the audit trail is unavailable, so nothing was run"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stdout.contains("PASS"), "{}", finished.stdout);
 }
