@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use moat_runtime::DirGrant;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -104,6 +106,47 @@ impl DirState {
     }
 }
 
+/// The read-write directory grants of a run, scanned before it, so that
+/// the files it changes there are recorded with their guest paths (such as
+/// `/out/report.csv`).
+///
+/// A grant shared by runs that overlap in time is scanned by each of them,
+/// so a run's record may also list changes another run made there.
+#[derive(Debug, Clone, Default)]
+pub struct GrantsState {
+    grants: Vec<(String, PathBuf, DirState)>,
+}
+
+impl GrantsState {
+    /// Scans every read-write grant in `grants`; read-only grants cannot
+    /// change and are skipped.
+    pub fn scan(grants: &[DirGrant]) -> GrantsState {
+        GrantsState {
+            grants: grants
+                .iter()
+                .filter(|grant| !grant.read_only)
+                .map(|grant| {
+                    let state = DirState::scan(&grant.host_path);
+                    (grant.guest_path.clone(), grant.host_path.clone(), state)
+                })
+                .collect(),
+        }
+    }
+
+    /// The changes in the grants since the scan, with guest paths.
+    pub fn changes(&self) -> Vec<FileRef> {
+        let mut changes = Vec::new();
+        for (guest, host, before) in &self.grants {
+            let prefix = guest.trim_end_matches('/');
+            for mut change in before.changes(&DirState::scan(host), host) {
+                change.path = format!("{prefix}/{}", change.path);
+                changes.push(change);
+            }
+        }
+        changes
+    }
+}
+
 /// A file given to a run as bytes, hashed.
 pub fn input_file(path: &str, bytes: &[u8]) -> FileRef {
     FileRef {
@@ -138,6 +181,32 @@ pub fn hash_file(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grant_changes_carry_guest_paths() {
+        let writable = tempfile::tempdir().expect("temporary directory");
+        let readable = tempfile::tempdir().expect("temporary directory");
+        let grants = [
+            DirGrant {
+                host_path: writable.path().to_path_buf(),
+                guest_path: "/out/".into(),
+                read_only: false,
+            },
+            DirGrant {
+                host_path: readable.path().to_path_buf(),
+                guest_path: "/data".into(),
+                read_only: true,
+            },
+        ];
+        let before = GrantsState::scan(&grants);
+        std::fs::write(writable.path().join("report.csv"), "a,b").expect("write");
+        std::fs::write(readable.path().join("ignored.txt"), "x").expect("write");
+
+        let changes = before.changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].path, "/out/report.csv");
+        assert_eq!(changes[0].change, "created");
+    }
 
     #[test]
     fn changes_name_created_modified_and_deleted_files() {

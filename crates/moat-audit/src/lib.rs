@@ -17,7 +17,7 @@ mod verify;
 pub use capture::{Redact, capture, no_secrets, sha256_hex};
 pub use error::AuditError;
 pub use export::{BUNDLE_FORMAT_VERSION, ExportSummary, PolicyFile, SelectionCheck, export};
-pub use files::{DirState, MAX_SCANNED_ENTRIES, hash_file, input_file};
+pub use files::{DirState, GrantsState, MAX_SCANNED_ENTRIES, hash_file, input_file};
 pub use query::{Filter, Found, Kind, Listed, Listing, Order, StoredEntry, UNFINISHED};
 pub use record::*;
 pub use recorder::{Ended, Finished, Recorder, RunInfo, SessionEventKind, new_execution_id};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use moat_audit::{DirState, Ended, Finished, Recorder, RunInfo, Transport};
+use moat_audit::{DirState, Ended, Finished, GrantsState, Recorder, RunInfo, Transport};
 use moat_egress::{EgressEvent, ResolveOverride};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, RunReport, Runtime, Sandbox};
 use serde::Serialize;
@@ -139,6 +139,7 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     grants.extend(args.dirs.iter().cloned());
     let before = DirState::scan(&workspace);
     let files_in = before.inputs(&workspace);
+    let grants_before = GrantsState::scan(&grants);
     let files = FileAccess {
         workspace: workspace.clone(),
         grants,
@@ -183,7 +184,8 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             let egress = run_gate
                 .map(|run_gate| run_gate.events())
                 .unwrap_or_default();
-            let files_out = before.changes(&DirState::scan(&workspace), &workspace);
+            let mut files_out = before.changes(&DirState::scan(&workspace), &workspace);
+            files_out.extend(grants_before.changes());
             let failure = result.as_ref().err().map(|error| format!("{error:#}"));
             let ended = match (&result, &failure) {
                 (Ok(report), _) => Ended::Report(report),

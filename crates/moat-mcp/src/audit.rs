@@ -136,6 +136,7 @@ pub async fn start(state: &ServerState, info: &RunInfo, code: &str) -> Result<()
 /// What a finished run gives the audit trail.
 pub struct RunEnd<'a> {
     pub code: &'a str,
+    pub grants_before: &'a moat_audit::GrantsState,
     pub files_in: &'a [(String, Vec<u8>)],
     pub files_out: &'a [FileChange],
     pub workspace: &'a Path,
@@ -156,11 +157,12 @@ pub async fn finish(
         .iter()
         .map(|(path, bytes)| moat_audit::input_file(path, bytes))
         .collect();
-    let files_out: Vec<FileRef> = end
+    let mut files_out: Vec<FileRef> = end
         .files_out
         .iter()
         .map(|change| file_ref(end.workspace, change))
         .collect();
+    files_out.extend(end.grants_before.changes());
     let execution = state.recorder.execution(
         info,
         Finished {

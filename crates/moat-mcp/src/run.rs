@@ -307,6 +307,7 @@ async fn run_locked(
         session.language,
         slot.sandbox.guest_hash(),
     );
+    let grants_before = moat_audit::GrantsState::scan(&state.config.grants);
     crate::audit::start(state, &info, &checked.code).await?;
     let executed = execute(
         &mut slot.sandbox,
@@ -332,6 +333,7 @@ async fn run_locked(
     let end = RunEnd {
         state,
         info: &info,
+        grants_before: &grants_before,
         checked: &checked,
         executed: &executed,
         files: &files,
@@ -394,6 +396,7 @@ async fn run_once(
         language,
         sandbox.guest_hash(),
     );
+    let grants_before = moat_audit::GrantsState::scan(&state.config.grants);
     crate::audit::start(state, &info, &checked.code).await?;
     let executed = execute(
         &mut sandbox,
@@ -412,6 +415,7 @@ async fn run_once(
     let end = RunEnd {
         state,
         info: &info,
+        grants_before: &grants_before,
         checked: &checked,
         executed: &executed,
         files: &changed,
@@ -438,6 +442,7 @@ async fn run_once(
 struct RunEnd<'a> {
     state: &'a ServerState,
     info: &'a moat_audit::RunInfo,
+    grants_before: &'a moat_audit::GrantsState,
     checked: &'a Checked,
     executed: &'a Executed,
     files: &'a [FileChange],
@@ -470,6 +475,7 @@ impl RunEnd<'_> {
             self.info,
             crate::audit::RunEnd {
                 code: &self.checked.code,
+                grants_before: self.grants_before,
                 files_in: &self.checked.files,
                 files_out: self.files,
                 workspace: self.workspace,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use moat_audit::{Actor, DirState, Ended, Finished, Recorder, RunInfo};
+use moat_audit::{Actor, DirState, Ended, Finished, GrantsState, Recorder, RunInfo};
 use moat_egress::Gate;
 use moat_runtime::{FileAccess, Runtime, Sandbox};
 
@@ -155,6 +155,7 @@ async fn run_in_sandbox(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| script.display.clone());
     let before = DirState::scan(scratch.path());
+    let grants_before = GrantsState::scan(&policy.grants);
     record_start(audit, &info, code)
         .await
         .context("the audit trail cannot be written, so the script was not run")?;
@@ -166,7 +167,8 @@ async fn run_in_sandbox(
         .iter()
         .map(|input| moat_audit::input_file(&input.path, &input.contents))
         .collect();
-    let files_out = before.changes(&DirState::scan(scratch.path()), scratch.path());
+    let mut files_out = before.changes(&DirState::scan(scratch.path()), scratch.path());
+    files_out.extend(grants_before.changes());
     let failure = result.as_ref().err().map(|error| format!("{error:#}"));
     let ended = match (&result, &failure) {
         (Ok(report), _) => Ended::Report(report),

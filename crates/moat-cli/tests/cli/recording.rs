@@ -414,3 +414,31 @@ fn check_with_an_unusable_store_runs_nothing() {
     );
     assert!(!finished.stdout.contains("PASS"), "{}", finished.stdout);
 }
+
+#[test]
+fn writes_to_a_granted_directory_are_recorded() {
+    let dir = tempdir();
+    let db = dir.path().join("audit.db");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("create the grant");
+    let path = script(
+        dir.path(),
+        "job.py",
+        "open('/out/report.csv', 'w').write('a,b\\n')\n",
+    );
+
+    let finished = finish(
+        moat_python()
+            .arg("run")
+            .arg(&path)
+            .arg("--dir")
+            .arg(format!("{}:/out", out.display()))
+            .arg("--audit-db")
+            .arg(&db),
+    );
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    assert_eq!(
+        executions(&db)[0]["files_out"],
+        serde_json::json!([{"path": "/out/report.csv", "change": "created", "size": 4, "sha256": sha256(b"a,b\n")}])
+    );
+}
