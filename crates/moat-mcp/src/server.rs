@@ -21,6 +21,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::describe::{self, SANDBOX_URI};
 use crate::errors::invalid_params;
@@ -246,7 +247,23 @@ impl ServerHandler for MoatServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let result = self.dispatch(&request.name, arguments, &context).await?;
+        // The tool name comes from the client: only a known name is logged.
+        let tool = self
+            .tools
+            .iter()
+            .find(|tool| tool.name == request.name)
+            .map_or("unknown", |tool| tool.name.as_ref());
+        let span = tracing::info_span!(
+            "request",
+            request = %request_id(&context.id),
+            method = "tools/call",
+            tool,
+            transport = self.state.config.identity.transport.name(),
+        );
+        let result = self
+            .dispatch(&request.name, arguments, &context)
+            .instrument(span)
+            .await?;
         Ok(CallToolResponse::from(result))
     }
 
@@ -336,4 +353,14 @@ fn with_structure<T: Serialize>(value: &T, text: String, is_error: bool) -> Call
 fn run_result(result: &RunResult) -> CallToolResult {
     let failed = result.outcome != RunOutcome::Ok;
     with_structure(result, render::run(result), failed)
+}
+
+/// A JSON-RPC request id as logs show it.
+fn request_id(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::RequestId::Number(number) => number.to_string(),
+        rmcp::model::RequestId::String(text) => {
+            text.chars().filter(|c| !c.is_control()).take(64).collect()
+        }
+    }
 }

@@ -590,6 +590,14 @@ fn serve_exports_execution_span() {
         run.parent_span_id, execution.span_id,
         "sandbox_run is not a child of execution"
     );
+    let request = only_span(&spans, "request");
+    assert_eq!(request.attribute("tool"), Some("run_python"));
+    assert_eq!(request.attribute("method"), Some("tools/call"));
+    assert_eq!(request.attribute("transport"), Some("stdio"));
+    assert_eq!(
+        execution.parent_span_id, request.span_id,
+        "execution is not a child of request"
+    );
 
     // rmcp's debug events would print the request, code included, and the
     // response, output included.
