@@ -342,6 +342,16 @@ fn host_pattern_problem(host: &str) -> Option<String> {
     if host.contains('/') {
         return Some("contains a path: put path prefixes in paths, such as [\"/v1/\"]".into());
     }
+    if is_numeric_ipv4_form(host) {
+        // URLs read such a host as an IPv4 address and rewrite it to dotted
+        // decimal, so the rule would never match the host as written.
+        return Some(
+            "is an IPv4 address in a numeric form that URLs rewrite (such as 2130706433, \
+             0x7f.1 or 127.1): write the address as four decimal numbers, such as \
+             \"127.0.0.1\""
+                .into(),
+        );
+    }
     if host.contains(':') {
         return Some("contains a port: write the host name alone and set port = 8443".into());
     }
@@ -386,6 +396,18 @@ fn host_pattern_problem(host: &str) -> Option<String> {
     None
 }
 
+/// Whether `host` is one of the IPv4 spellings that the URL standard
+/// accepts besides plain dotted decimal: its last label is a number, in
+/// decimal, octal (leading 0) or hexadecimal (`0x`).
+fn is_numeric_ipv4_form(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or(host);
+    let numeric = match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.chars().all(|c| c.is_ascii_hexdigit()),
+        None => !last.is_empty() && last.chars().all(|c| c.is_ascii_digit()),
+    };
+    numeric && host.parse::<std::net::Ipv4Addr>().is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +438,12 @@ mod tests {
             "https://api.example.com",
             "api.example.com:443",
             "api.example.com/v1",
+            "2130706433",
+            "0x7f000001",
+            "127.1",
+            "0x7f.0.0.1",
+            "127.0.0.01",
+            "example.0x10",
         ] {
             assert!(
                 host_pattern_problem(bad).is_some(),
