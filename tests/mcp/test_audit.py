@@ -177,3 +177,33 @@ async def test_crash_leaves_a_chain_that_verifies_and_holds_every_completed_run(
         shown = audit(db, "show", execution_id, "--json")
         assert shown.returncode == 0, shown.stderr
         assert execution_id in shown.stdout
+
+
+async def test_sessions_belong_to_their_principal_and_tenant(http_server, tmp_path):
+    server = http_server("--audit-db", str(tmp_path / "audit.db"))
+
+    def as_caller(principal, tenant):
+        headers = dict(server.headers())
+        headers.update({"X-Moat-Principal": principal, "X-Moat-Tenant": tenant})
+        return server.client(headers=headers)
+
+    async with as_caller("alice", "acme") as alice:
+        session = structured(await alice.call_tool("create_session", {"language": "python"}))
+        session_id = session["session_id"]
+        await alice.call_tool("run_python", {"code": "secret = 41", "session_id": session_id})
+
+    async with as_caller("mallory", "other") as mallory:
+        listed = structured(await mallory.call_tool("list_sessions", {}))
+        assert listed["sessions"] == []
+        with pytest.raises(MCPError) as refused:
+            await mallory.call_tool("run_python", {"code": "secret", "session_id": session_id})
+        assert "unknown session" in str(refused.value)
+        with pytest.raises(MCPError):
+            await mallory.call_tool("close_session", {"session_id": session_id})
+
+    async with as_caller("alice", "acme") as alice_again:
+        listed = structured(await alice_again.call_tool("list_sessions", {}))
+        assert [item["session_id"] for item in listed["sessions"]] == [session_id]
+        result = structured(await alice_again.call_tool(
+            "run_python", {"code": "secret + 1", "session_id": session_id}))
+        assert result["result"] == "42"

@@ -32,7 +32,9 @@ pub async fn list(
     args: ListFilesArgs,
     context: &RequestContext<RoleServer>,
 ) -> Result<FileList, ErrorData> {
-    let session = state.sessions.get(&args.session_id)?;
+    let session = state
+        .sessions
+        .get(&args.session_id, &crate::audit::actor(state, context))?;
     let relative = workspace::relative_dir(args.path.as_deref())?;
     let _slot = lock(&session, context).await?;
 
@@ -59,7 +61,9 @@ pub async fn read(
     args: ReadFileArgs,
     context: &RequestContext<RoleServer>,
 ) -> Result<CallToolResult, ErrorData> {
-    let session = state.sessions.get(&args.session_id)?;
+    let session = state
+        .sessions
+        .get(&args.session_id, &crate::audit::actor(state, context))?;
     let relative = workspace::relative_path(&args.path)?;
     let shown = relative.to_string_lossy().into_owned();
     let bytes = {
@@ -112,7 +116,9 @@ pub async fn write(
     args: WriteFileArgs,
     context: &RequestContext<RoleServer>,
 ) -> Result<FileWritten, ErrorData> {
-    let session = state.sessions.get(&args.session_id)?;
+    let session = state
+        .sessions
+        .get(&args.session_id, &crate::audit::actor(state, context))?;
     let bytes = decode(&args.path, args.content, args.encoding)?;
     if bytes.len() as u64 > state.config.max_file_bytes {
         return Err(invalid_params(format!(
@@ -150,7 +156,9 @@ pub async fn read_resource(
             None,
         )
     })?;
-    let session = state.sessions.get(&session_id)?;
+    let session = state
+        .sessions
+        .get(&session_id, &crate::audit::actor(state, context))?;
     let bytes = {
         let _slot = lock(&session, context).await?;
         let dir = workspace::open(&session.files.workspace)?;

@@ -246,7 +246,7 @@ async fn run_in_session(
     watch: &Watch,
     audited: &Audited,
 ) -> Result<RunResult, ErrorData> {
-    let session = state.sessions.get(session_id)?;
+    let session = state.sessions.get(session_id, &audited.actor)?;
     if session.language != language {
         let tool = match session.language {
             Language::Python => "run_python",

@@ -111,7 +111,7 @@ impl MoatServer {
                 if let Err(error) = recorded {
                     // Fail closed: a session the trail does not know of
                     // must not run anything.
-                    let _ = state.sessions.close(&session.id);
+                    let _ = state.sessions.close(&session.id, &actor);
                     return Err(crate::errors::internal(format!(
                         "the audit trail cannot be written, so no session was created: {error}"
                     )));
@@ -122,20 +122,23 @@ impl MoatServer {
             tools::LIST_SESSIONS => {
                 let _: NoArgs = parse(name, arguments)?;
                 let list = SessionList {
-                    sessions: state.sessions.list(Instant::now()),
+                    sessions: state
+                        .sessions
+                        .list(Instant::now(), &crate::audit::actor(state, context)),
                     max_sessions: state.sessions.max_sessions() as u64,
                 };
                 Ok(success(&list, render::sessions(&list)))
             }
             tools::CLOSE_SESSION => {
                 let args: SessionArgs = parse(name, arguments)?;
-                let session = state.sessions.close(&args.session_id)?;
+                let caller = crate::audit::actor(state, context);
+                let session = state.sessions.close(&args.session_id, &caller)?;
                 tracing::info!(session = %session.id, "session closed");
                 let _ = crate::audit::session(
                     state,
                     SessionEventKind::Closed,
                     &session.id,
-                    &crate::audit::actor(state, context),
+                    &caller,
                     session.language,
                     Some("the client closed it"),
                 )

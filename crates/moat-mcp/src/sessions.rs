@@ -70,6 +70,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether `caller` may use the session: the same principal and tenant
+    /// as its creator. Over stdio every caller is the local user; over HTTP
+    /// the principal and tenant come from the request's headers, so callers
+    /// that send none share their sessions.
+    pub fn belongs_to(&self, caller: &Actor) -> bool {
+        self.actor.principal == caller.principal && self.actor.tenant == caller.tenant
+    }
+
     /// Marks the session used now.
     pub fn touch(&self) {
         *self
@@ -129,6 +137,9 @@ impl SessionManager {
 
     /// Opens a session: a fresh scratch workspace and a sandbox for
     /// `language` that also has `grants` preopened.
+    ///
+    /// TODO: the session cap is shared by every principal and tenant, so
+    /// one tenant can use all of it; a per-tenant quota would stop that.
     pub fn create(
         &self,
         runtime: &Runtime,
@@ -182,20 +193,29 @@ impl SessionManager {
         Ok(session)
     }
 
-    /// Finds the open session `id`.
-    pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+    /// Finds the open session `id` of `caller`. A session of another
+    /// principal or tenant is reported as not found, so its id reveals
+    /// nothing.
+    pub fn get(&self, id: &str, caller: &Actor) -> Result<Arc<Session>, SessionError> {
         self.lock()
             .get(id)
+            .filter(|session| session.belongs_to(caller))
             .cloned()
             .ok_or_else(|| SessionError::NotFound(id.to_owned()))
     }
 
-    /// Closes session `id` and cancels its run in progress, if any.
-    pub fn close(&self, id: &str) -> Result<Arc<Session>, SessionError> {
-        let session = self
-            .lock()
-            .remove(id)
+    /// Closes session `id` of `caller` and cancels its run in progress, if
+    /// any.
+    pub fn close(&self, id: &str, caller: &Actor) -> Result<Arc<Session>, SessionError> {
+        let mut sessions = self.lock();
+        let session = sessions
+            .get(id)
+            .filter(|session| session.belongs_to(caller))
             .ok_or_else(|| SessionError::NotFound(id.to_owned()))?;
+        let id = session.id.clone();
+        let session = sessions
+            .remove(&id)
+            .ok_or_else(|| SessionError::NotFound(id.clone()))?;
         session.closed.cancel();
         Ok(session)
     }
@@ -240,11 +260,12 @@ impl SessionManager {
         closed
     }
 
-    /// Facts about each open session, oldest first.
-    pub fn list(&self, now: Instant) -> Vec<SessionInfo> {
+    /// Facts about each open session of `caller`, oldest first.
+    pub fn list(&self, now: Instant, caller: &Actor) -> Vec<SessionInfo> {
         let sessions = self.lock();
         let mut list: Vec<(Instant, SessionInfo)> = sessions
             .values()
+            .filter(|session| session.belongs_to(caller))
             .map(|session| (session.created, self.info(session, now)))
             .collect();
         list.sort_by_key(|(created, _)| *created);
