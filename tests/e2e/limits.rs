@@ -459,3 +459,31 @@ async fn memory_below_baseline_limit() {
         "message: {message}"
     );
 }
+
+/// One large write must arrive whole: CPython's `sys.stdout` in the guest
+/// drops what a stream does not accept in one call.
+#[tokio::test]
+async fn large_single_writes_kept_whole() {
+    let limits = Limits {
+        stdout_bytes: 8 * MIB,
+        stderr_bytes: 8 * MIB,
+        ..Limits::default()
+    };
+    let cases = [
+        (
+            Language::Python,
+            "import sys\nprint('a' * 200_000)\nsys.stderr.write('b' * 3_000_000)",
+        ),
+        (
+            Language::JavaScript,
+            "console.log('a'.repeat(200000)); console.error('b'.repeat(2999999));",
+        ),
+    ];
+    for (language, code) in cases {
+        let report = sandbox(language).run_with(code, &limits).await;
+        assert_ok(&report);
+        assert_eq!(report.stdout.len(), 200_001, "{language:?} stdout");
+        assert_eq!(report.stderr.len(), 3_000_000, "{language:?} stderr");
+        assert!(!report.stdout_truncated && !report.stderr_truncated);
+    }
+}

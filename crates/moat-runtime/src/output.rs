@@ -12,9 +12,14 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-/// Largest write the pipe offers the guest at once. The guest splits larger
-/// writes; the value only needs to be large enough to keep calls few.
-const WRITE_PERMIT_BYTES: usize = 64 * 1024;
+/// Upper bound of the write the pipe offers the guest at once.
+///
+/// The offer is the room left under the cap plus one byte, so that a write
+/// the cap cannot hold reaches the pipe and ends the run. It must not be
+/// smaller: CPython's `sys.stdout` in the guest is a text wrapper directly
+/// over an unbuffered file, which drops the rest of a write that the stream
+/// accepts only in part.
+const MAX_WRITE_PERMIT_BYTES: usize = 1 << 30;
 
 /// The trap raised when a guest writes past its output cap.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +75,16 @@ impl CappedPipe {
         (taken.bytes, taken.truncated)
     }
 
+    /// Bytes the guest may write in one call: the room left, plus one.
+    fn permit(&self) -> usize {
+        let captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
+        let limit = usize::try_from(self.limit()).unwrap_or(usize::MAX);
+        limit
+            .saturating_sub(captured.bytes.len())
+            .saturating_add(1)
+            .min(MAX_WRITE_PERMIT_BYTES)
+    }
+
     fn append(&self, bytes: &[u8]) -> StreamResult<()> {
         let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
         let limit = usize::try_from(self.limit()).unwrap_or(usize::MAX);
@@ -122,7 +137,7 @@ impl OutputStream for CappedPipe {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_PERMIT_BYTES)
+        Ok(self.permit())
     }
 }
 
