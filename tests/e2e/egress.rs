@@ -1729,3 +1729,48 @@ with urllib.request.urlopen("http://api.test.:{port}/hello") as response:
     assert_eq!(ok_lines(&report), ["200"]);
     assert_eq!(server.targets(), ["/hello"]);
 }
+
+// --- records of refused requests ------------------------------------------
+
+/// Requests refused before any hop, for an invalid URL or because the
+/// policy has no rules, are recorded like any other refusal.
+#[tokio::test]
+async fn refusals_without_a_hop_are_recorded() {
+    let gate = run_gate(Vec::new(), Vec::new(), Vec::new());
+    let code = "\
+import urllib.request
+for url in ['http://example.test/data?q=1', 'http://exa mple.test/']:
+    try:
+        urllib.request.urlopen(url)
+        print('fetched')
+    except Exception as error:
+        print('refused')
+";
+    let report = python_through(&gate, 1, code).await;
+    assert_eq!(ok_lines(&report), ["refused"; 2]);
+
+    let events = gate.events();
+    let summary: Vec<(&str, Decision)> = events
+        .iter()
+        .map(|e| (e.url.as_str(), e.decision))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("http://example.test/data?q=1", Decision::Denied),
+            ("http://exa mple.test/", Decision::Denied),
+        ]
+    );
+    assert_eq!(
+        events[0].reason.as_deref(),
+        Some("network access is denied: the policy has no egress rules")
+    );
+    assert!(
+        events[1]
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("invalid")),
+        "{:?}",
+        events[1]
+    );
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use moat_egress::{Gate, GateConfig};
+use moat_egress::Gate;
 use moat_policy::{LoadedPolicy, Policy, sha256_hex};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, Runtime};
 
@@ -279,14 +279,7 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
 /// Returns the policy's gate. A policy without egress rules still gets
 /// one, with no rules, so that denied requests are recorded like any other.
 fn check_gate(policy: &CheckPolicy) -> anyhow::Result<Gate> {
-    match build_gate(&policy.loaded.policy, &[])? {
-        Some(gate) => Ok(gate),
-        None => Ok(Gate::new(GateConfig {
-            rules: Vec::new(),
-            secrets: Vec::new(),
-            resolve: Vec::new(),
-        })),
-    }
+    build_gate(&policy.loaded.policy, &[])
 }
 
 /// Fails when `path` cannot be written later, so that a typo in `--junit`

@@ -120,7 +120,7 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     limits.validate()?;
     let gate = build_gate(&policy.policy, &args.resolve)?;
     // The store opens before anything runs: no record, no run.
-    let recorder = Recorder::new(open_store(engine)?, &policy, gate.clone())
+    let recorder = Recorder::new(open_store(engine)?, &policy, Some(gate.clone()))
         .context("the audit trail is unavailable, so nothing was run")?;
 
     // The scratch directory lives until this function returns.
@@ -165,10 +165,8 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             if let Some(modules) = &policy.policy.python.modules {
                 sandbox.set_allowed_modules(modules.clone());
             }
-            let run_gate = gate.as_ref().map(|gate| gate.for_execution(&execution_id));
-            if let Some(run_gate) = &run_gate {
-                sandbox.set_network(run_gate.clone());
-            }
+            let run_gate = gate.for_execution(&execution_id);
+            sandbox.set_network(run_gate.clone());
             let info = RunInfo {
                 execution_id: execution_id.clone(),
                 session_id: None,
@@ -181,9 +179,7 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
                 .start(&info, &code)
                 .context("the audit trail cannot be written, so the script was not run")?;
             let result = sandbox.run(&code, &filename, &limits).await;
-            let egress = run_gate
-                .map(|run_gate| run_gate.events())
-                .unwrap_or_default();
+            let egress = run_gate.events();
             let mut files_out = before.changes(&DirState::scan(&workspace), &workspace);
             files_out.extend(grants_before.changes());
             let failure = result.as_ref().err().map(|error| format!("{error:#}"));

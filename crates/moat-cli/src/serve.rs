@@ -241,7 +241,16 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LoadedPolicy
     };
     let (config, loaded) = match &args.policy {
         Some(path) => apply_policy(config, path, &args.resolve)?,
-        None => (config, LoadedPolicy::builtin()),
+        None => {
+            let builtin = LoadedPolicy::builtin();
+            // A gate without rules refuses every request and records it.
+            let gate = crate::setup::build_gate(&builtin.policy, &args.resolve)?;
+            let config = ServerConfig {
+                network: Some(gate),
+                ..config
+            };
+            (config, builtin)
+        }
     };
     if let Err(problem) = config.validate() {
         bail!("{problem}");
@@ -270,7 +279,7 @@ fn apply_policy(
     grants.append(&mut config.grants);
     config.grants = grants;
 
-    config.network = crate::setup::build_gate(policy, resolve)?;
+    config.network = Some(crate::setup::build_gate(policy, resolve)?);
     config.network_rules = policy
         .egress
         .iter()

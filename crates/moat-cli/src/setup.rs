@@ -122,19 +122,17 @@ pub fn policy_grants(policy: &Policy) -> Vec<DirGrant> {
 }
 
 /// Builds the egress gate from the policy's rules and secrets, loading each
-/// secret's value now so a missing one fails before any code runs. Returns
-/// `None` when the policy allows no network.
-pub fn build_gate(policy: &Policy, resolve: &[ResolveOverride]) -> anyhow::Result<Option<Gate>> {
-    if policy.egress.is_empty() {
-        return Ok(None);
-    }
+/// secret's value now so a missing one fails before any code runs. A
+/// policy without rules still gets a gate, which refuses every request and
+/// records it for the audit trail.
+pub fn build_gate(policy: &Policy, resolve: &[ResolveOverride]) -> anyhow::Result<Gate> {
     let mut secrets = Vec::new();
     for rule in &policy.secrets {
         secrets.push(Secret::load(rule).context("failed to load the policy's secrets")?);
     }
-    Ok(Some(Gate::new(GateConfig {
+    Ok(Gate::new(GateConfig {
         rules: policy.egress.clone(),
         secrets,
         resolve: resolve.to_vec(),
-    })))
+    }))
 }

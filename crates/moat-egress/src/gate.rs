@@ -151,6 +151,9 @@ impl Gate {
     }
 }
 
+/// Characters of an invalid request's URL and method kept in its record.
+const MAX_RECORDED_URL_CHARS: usize = 2048;
+
 /// The decision on one request hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +255,41 @@ impl RunGate {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event);
+    }
+
+    /// Records a request refused as invalid before its first hop, and
+    /// returns the error for the guest. The URL is kept as the guest wrote
+    /// it, cut to [`MAX_RECORDED_URL_CHARS`], with secret values redacted.
+    fn refuse_invalid(&self, method: &str, url: &str, reason: String) -> FetchError {
+        let shown: String = url.chars().take(MAX_RECORDED_URL_CHARS).collect();
+        let method: String = method.chars().take(MAX_RECORDED_URL_CHARS).collect();
+        let event = EgressEvent {
+            started_at_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+            method,
+            url: redact_text(self.config.secrets.as_slice(), &shown),
+            hop: 0,
+            rule: None,
+            decision: Decision::Denied,
+            reason: Some(redact_text(self.config.secrets.as_slice(), &reason)),
+            address: None,
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            secrets_injected: Vec::new(),
+            duration_ms: 0,
+        };
+        tracing::debug!(
+            execution = self.execution_id.as_deref(),
+            "egress request invalid"
+        );
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+        FetchError::new(FetchErrorKind::InvalidRequest, reason)
     }
 
     /// Records a refused hop and returns the error for the guest.
@@ -455,13 +493,16 @@ impl Fetch for RunGate {
     async fn fetch(&self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
         let secrets = self.config.secrets.as_slice();
         let invalid = |message: String| FetchError::new(FetchErrorKind::InvalidRequest, message);
+        // A request refused before its first hop is recorded too: the
+        // audit trail lists every request the guest tried.
+        let refuse = |message: String| self.refuse_invalid(&request.method, &request.url, message);
 
-        let mut url = parse_url(&request.url).map_err(invalid)?;
+        let mut url = parse_url(&request.url).map_err(refuse)?;
         let mut method = request.method.trim().to_ascii_uppercase();
         if method.is_empty() || !method.bytes().all(is_token_byte) {
-            return Err(invalid(format!("invalid method {:?}", request.method)));
+            return Err(refuse(format!("invalid method {:?}", request.method)));
         }
-        let mut guest_headers = clean_headers(&request.headers).map_err(invalid)?;
+        let mut guest_headers = clean_headers(&request.headers).map_err(refuse)?;
         let mut body = request.body;
 
         for number in 0..=MAX_REDIRECTS {

@@ -442,3 +442,36 @@ fn writes_to_a_granted_directory_are_recorded() {
         serde_json::json!([{"path": "/out/report.csv", "change": "created", "size": 4, "sha256": sha256(b"a,b\n")}])
     );
 }
+
+#[test]
+fn refused_requests_are_recorded_without_a_policy() {
+    let dir = tempdir();
+    let db = dir.path().join("audit.db");
+    let path = script(
+        dir.path(),
+        "job.py",
+        "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.test/data')\nexcept Exception:\n    print('refused')\n",
+    );
+    let finished = finish(
+        moat_python()
+            .arg("run")
+            .arg(&path)
+            .arg("--json")
+            .arg("--audit-db")
+            .arg(&db),
+    );
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    let report = json(&finished);
+    assert_eq!(report["stdout"], "refused\n");
+    assert_eq!(report["egress"][0]["decision"], "denied");
+
+    let egress = &executions(&db)[0]["egress"];
+    assert_eq!(egress.as_array().map(Vec::len), Some(1), "{egress}");
+    assert_eq!(egress[0]["host"], "example.test");
+    assert_eq!(egress[0]["url"], "http://example.test/data");
+    assert_eq!(egress[0]["decision"], "denied");
+    assert_eq!(
+        egress[0]["reason"],
+        "network access is denied: the policy has no egress rules"
+    );
+}
