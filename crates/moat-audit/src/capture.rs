@@ -30,22 +30,30 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Captures `bytes` at `level`: the hash and size always; the text, with
 /// secrets redacted and cut at [`TRUNCATED_CAPTURE_BYTES`] when `level` is
 /// [`Capture::Truncated`], unless `level` is [`Capture::Hashes`].
+///
+/// When the bytes hold a secret's value, the hash is of the redacted text
+/// instead, because a hash of text that is known except for a short
+/// secret would let anyone holding the record guess the secret.
 pub fn capture(bytes: &[u8], level: Capture, redact: Redact<'_>) -> Captured {
     let mut captured = Captured {
-        sha256: sha256_hex(bytes),
+        sha256: String::new(),
         bytes: bytes.len() as u64,
         text: None,
         truncated: false,
         redacted: false,
     };
-    if level == Capture::Hashes {
-        return captured;
-    }
     // Redact before cutting, so that a cut cannot leave part of a secret.
     let mut text = String::from_utf8_lossy(bytes).into_owned();
-    if let Some(redacted) = redact(&text) {
-        text = redacted;
-        captured.redacted = true;
+    match redact(&text) {
+        Some(redacted) => {
+            text = redacted;
+            captured.redacted = true;
+            captured.sha256 = sha256_hex(text.as_bytes());
+        }
+        None => captured.sha256 = sha256_hex(bytes),
+    }
+    if level == Capture::Hashes {
+        return captured;
     }
     if level == Capture::Truncated && text.len() > TRUNCATED_CAPTURE_BYTES {
         let mut end = TRUNCATED_CAPTURE_BYTES;
@@ -92,6 +100,7 @@ mod tests {
         let text = captured.text.expect("text kept");
         assert!(captured.truncated && captured.redacted);
         assert!(text.starts_with("[REDACTED:key]"));
+        assert_ne!(captured.sha256, sha256_hex(input.as_bytes()));
         assert!(text.len() <= TRUNCATED_CAPTURE_BYTES);
         assert!(!text.contains(secret));
     }
@@ -102,5 +111,17 @@ mod tests {
         let captured = capture(input.as_bytes(), Capture::Full, &no_secrets);
         assert_eq!(captured.text.as_deref(), Some(input.as_str()));
         assert!(!captured.truncated && !captured.redacted);
+    }
+
+    #[test]
+    fn hashes_level_hashes_the_redacted_text() {
+        let redact = |text: &str| {
+            text.contains("hunter2")
+                .then(|| text.replace("hunter2", "[REDACTED:pw]"))
+        };
+        let captured = capture(b"pw = 'hunter2'", Capture::Hashes, &redact);
+        assert_eq!(captured.text, None);
+        assert!(captured.redacted);
+        assert_eq!(captured.sha256, sha256_hex(b"pw = '[REDACTED:pw]'"));
     }
 }

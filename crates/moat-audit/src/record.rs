@@ -186,7 +186,8 @@ pub struct ExecutionStart {
     pub language: String,
     /// BLAKE3 of the guest component that runs the code.
     pub guest_hash: String,
-    /// SHA-256 of the code.
+    /// SHA-256 of the code (of the redacted code when it holds a secret's
+    /// value).
     pub code_sha256: String,
 }
 
@@ -210,12 +211,15 @@ pub const TRUNCATED_CAPTURE_BYTES: usize = 4096;
 /// A text the run was given or produced: always its size and hash, and its
 /// content as far as the capture level allows.
 ///
-/// `sha256` and `bytes` describe the original bytes. `text` is the content
-/// as UTF-8 (invalid sequences replaced), with every secret value replaced
-/// by `[REDACTED:name]`, and cut at the capture limit when `truncated`.
+/// `bytes` is the size of the original bytes, and `sha256` their hash,
+/// unless `redacted` is set: then `sha256` is the hash of the redacted
+/// text. `text` is the content as UTF-8 (invalid sequences replaced), with
+/// every secret value replaced by `[REDACTED:name]`, and cut at the capture
+/// limit when `truncated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Captured {
-    /// SHA-256 of the original bytes.
+    /// SHA-256 of the original bytes, or of the redacted text when
+    /// `redacted` is set.
     pub sha256: String,
     /// Size of the original bytes.
     pub bytes: u64,

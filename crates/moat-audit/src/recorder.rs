@@ -12,8 +12,8 @@ use moat_runtime::{Language, Limits, RunReport};
 use crate::capture::capture;
 use crate::error::AuditError;
 use crate::record::{
-    Actor, Capture, Captured, EgressAttempt, Entry, ErrorRef, Event, Execution, ExecutionStart,
-    FileRef, LimitsRef, PolicyRef, SessionEvent,
+    Actor, Capture, Captured, Client, EgressAttempt, Entry, ErrorRef, Event, Execution,
+    ExecutionStart, FileRef, LimitsRef, PolicyRef, SessionEvent,
 };
 use crate::store::AuditStore;
 
@@ -142,11 +142,11 @@ impl Recorder {
         self.store.append(Event::ExecutionStarted(ExecutionStart {
             execution_id: run.execution_id.clone(),
             session_id: run.session_id.clone(),
-            actor: run.actor.clone(),
+            actor: self.redact_actor(&run.actor),
             policy: self.policy.clone(),
             language: run.language.name().to_owned(),
             guest_hash: run.guest_hash.clone(),
-            code_sha256: crate::capture::sha256_hex(code.as_bytes()),
+            code_sha256: self.keep(code.as_bytes()).sha256,
         }))
     }
 
@@ -160,14 +160,49 @@ impl Recorder {
     pub fn session(
         &self,
         event: SessionEventKind,
-        session: SessionEvent,
+        mut session: SessionEvent,
     ) -> Result<Entry, AuditError> {
+        session.actor = self.redact_actor(&session.actor);
         let event = match event {
             SessionEventKind::Created => Event::SessionCreated(session),
             SessionEventKind::Closed => Event::SessionClosed(session),
             SessionEventKind::Expired => Event::SessionExpired(session),
         };
         self.store.append(event)
+    }
+
+    /// `text` with secret values redacted.
+    fn redact(&self, text: &str) -> String {
+        self.gate
+            .as_ref()
+            .and_then(|gate| gate.redact(text))
+            .unwrap_or_else(|| text.to_owned())
+    }
+
+    /// The names a caller gave, with secret values redacted.
+    fn redact_actor(&self, actor: &Actor) -> Actor {
+        let redact = |value: &Option<String>| value.as_deref().map(|text| self.redact(text));
+        Actor {
+            principal: redact(&actor.principal),
+            tenant: redact(&actor.tenant),
+            transport: actor.transport,
+            client: actor.client.as_ref().map(|client| Client {
+                name: self.redact(&client.name),
+                version: self.redact(&client.version),
+            }),
+            model: redact(&actor.model),
+        }
+    }
+
+    /// File references with secret values redacted from their paths.
+    fn redact_files(&self, files: &[FileRef]) -> Vec<FileRef> {
+        files
+            .iter()
+            .map(|file| FileRef {
+                path: self.redact(&file.path),
+                ..file.clone()
+            })
+            .collect()
     }
 
     fn keep(&self, bytes: &[u8]) -> Captured {
@@ -181,7 +216,7 @@ impl Recorder {
         let mut execution = Execution {
             execution_id: run.execution_id.clone(),
             session_id: run.session_id.clone(),
-            actor: run.actor.clone(),
+            actor: self.redact_actor(&run.actor),
             policy: self.policy.clone(),
             language: run.language.name().to_owned(),
             guest_hash: run.guest_hash.clone(),
@@ -189,8 +224,8 @@ impl Recorder {
             capture: self.capture,
             code: self.keep(finished.code.as_bytes()),
             stdin: finished.stdin.map(|stdin| self.keep(stdin)),
-            files_in: finished.files_in.to_vec(),
-            files_out: finished.files_out.to_vec(),
+            files_in: self.redact_files(finished.files_in),
+            files_out: self.redact_files(finished.files_out),
             stdout: self.keep(b""),
             stderr: self.keep(b""),
             result: None,
@@ -229,19 +264,19 @@ impl Recorder {
                     message: self.keep(error.message.as_bytes()),
                     stack: self.keep(error.stack.as_bytes()),
                 });
-                execution.limit_message = report.limit_message.clone();
+                execution.limit_message = report.limit_message.as_deref().map(|m| self.redact(m));
                 execution.duration_ms = report.duration.as_secs_f64() * 1000.0;
                 execution.fuel_used = report.fuel_used;
                 execution.peak_memory_bytes = report.peak_memory_bytes;
             }
             Ended::Cancelled { message, duration } => {
                 execution.outcome = "cancelled".to_owned();
-                execution.limit_message = Some(message.to_owned());
+                execution.limit_message = Some(self.redact(message));
                 execution.duration_ms = duration.as_secs_f64() * 1000.0;
             }
             Ended::Failed { message } => {
                 execution.outcome = "failed".to_owned();
-                execution.limit_message = Some(message.to_owned());
+                execution.limit_message = Some(self.redact(message));
             }
         }
         execution
