@@ -6,6 +6,7 @@ mod discover;
 mod execute;
 mod expectations;
 mod junit;
+mod junit_path;
 mod report;
 mod runner;
 mod verdict;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use moat_egress::Gate;
 use moat_policy::{LoadedPolicy, Policy, sha256_hex};
 use moat_runtime::{DirGrant, FileAccess, Language, Limits, Runtime};
@@ -57,7 +58,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Scripts to run at once [default: the number of CPUs]
+    /// Scripts to run at once [default: the number of CPUs]; more than the
+    /// CPUs makes timeouts and max_duration more likely to fail
     #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     jobs: Option<usize>,
 
@@ -88,9 +90,9 @@ the script or in a moat-check.toml manifest; see docs/ci.md.
 Exit codes:
   0  every script passed
   1  at least one script failed
-  2  usage or configuration error: bad arguments, an unreadable policy or
-     expectations file, no scripts, a missing guest, or moat failing to run
-     a script
+  2  usage or configuration error: bad arguments or telemetry settings, an
+     unreadable policy or expectations file, no scripts, a missing guest,
+     or moat failing to run a script
 Unlike the other moat commands, which exit with 125 when moat itself
 fails, check keeps 2 for every such error, so 1 always means a script
 failed.";
@@ -179,9 +181,18 @@ pub fn run(engine: &EngineArgs, args: CheckArgs) -> ExitCode {
 
 fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let jobs = match args.jobs {
-        Some(jobs) => jobs,
-        None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    let cpus = std::thread::available_parallelism().map(NonZeroUsize::get);
+    let jobs = match (args.jobs, cpus) {
+        (Some(jobs), Ok(cpus)) if jobs > cpus => {
+            eprintln!(
+                "moat: warning: --jobs {jobs} is more than the {cpus} available CPUs; timeouts \
+                 and max_duration measure wall-clock time, so scripts that pass with fewer jobs \
+                 may fail them"
+            );
+            jobs
+        }
+        (Some(jobs), _) => jobs,
+        (None, cpus) => cpus.unwrap_or(1),
     };
     let policy = CheckPolicy::load(args.policy.as_deref())?;
     let gate = check_gate(&policy)?;
@@ -193,7 +204,12 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
     .validate()
     .context("the policy's directory grants cannot be used")?;
 
-    let scripts = discover::collect(&args.paths, args.manifest.as_deref())?;
+    let collected = discover::collect(&args.paths, args.manifest.as_deref())?;
+    if let Some(junit) = &args.junit {
+        let protected = protected_files(engine, &args, &collected);
+        junit_path::check_report_path(junit, &protected)?;
+    }
+    let scripts = collected.scripts;
     // The store opens before anything runs: no record, no run.
     let recorder =
         moat_audit::Recorder::new(open_store(engine)?, &policy.loaded, Some(gate.clone()))
@@ -202,9 +218,6 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
         recorder: Arc::new(recorder),
         actor: args.who.actor(moat_audit::Transport::Check),
     });
-    if let Some(junit) = &args.junit {
-        check_writable(junit)?;
-    }
 
     let runtime = Runtime::new(engine.runtime_config()).context("failed to start the runtime")?;
     for language in Language::ALL {
@@ -213,7 +226,7 @@ fn check(engine: &EngineArgs, args: CheckArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = report::QuietPipe::new(std::io::stdout().lock());
     let show_progress = !args.json;
     let outcome = run_all(
         Arc::new(runtime),
@@ -282,25 +295,41 @@ fn check_gate(policy: &CheckPolicy) -> anyhow::Result<Gate> {
     build_gate(&policy.loaded.policy, &[])
 }
 
-/// Fails when `path` cannot be written later, so that a typo in `--junit`
-/// stops the check before any script runs.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        bail!(
-            "cannot write the JUnit report {}: directory {} does not exist",
-            path.display(),
-            parent.display()
-        );
+/// Returns the files that the JUnit report must not replace: the audit
+/// store with its SQLite side files, the policy file, and every script,
+/// expectations file and input file of the check.
+fn protected_files(
+    engine: &EngineArgs,
+    args: &CheckArgs,
+    collected: &discover::Collected,
+) -> Vec<junit_path::Protected> {
+    use junit_path::Protected;
+
+    let mut protected = Vec::new();
+    // Without a store path, opening the store fails next with its own error.
+    if let Ok(store) = engine.audit_db_path() {
+        for (suffix, role) in [
+            ("-wal", "the audit store's write-ahead log"),
+            ("-shm", "the audit store's shared-memory file"),
+            ("-journal", "the audit store's rollback journal"),
+        ] {
+            let mut side = store.clone().into_os_string();
+            side.push(suffix);
+            protected.push(Protected::new(role, side));
+        }
+        protected.push(Protected::new("the audit store", store));
     }
-    if path.is_dir() {
-        bail!(
-            "cannot write the JUnit report {}: it is a directory",
-            path.display()
-        );
+    if let Some(policy) = &args.policy {
+        protected.push(Protected::new("the policy file", policy));
     }
-    Ok(())
+    for script in &collected.scripts {
+        protected.push(Protected::new("the script", &script.path));
+    }
+    for file in &collected.expectation_files {
+        protected.push(Protected::new("the expectations file", file));
+    }
+    for file in &collected.source_files {
+        protected.push(Protected::new("the input file", file));
+    }
+    protected
 }

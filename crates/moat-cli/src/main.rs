@@ -90,7 +90,10 @@ fn main() -> ExitCode {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("moat: error: {error:#}");
-            return ExitCode::from(exit::MOAT_ERROR);
+            return match cli.command {
+                Command::Check(_) => ExitCode::from(check::EXIT_CONFIG),
+                _ => ExitCode::from(exit::MOAT_ERROR),
+            };
         }
     };
 

@@ -3,11 +3,18 @@
 //! Paths on the command line are scripts or directories. Directories are
 //! searched recursively, skipping hidden entries and not following
 //! symlinked directories. Expectations come from a sidecar
-//! `SCRIPT.check.toml`, from a `moat-check.toml` manifest in a directory
-//! that is searched or that contains a named script, or from
-//! `--manifest`.
+//! `SCRIPT.check.toml`, from a `moat-check.toml` manifest, or from
+//! `--manifest`. Manifests are read from every directory searched, from the
+//! directory of each named script, and from the directories above a path
+//! argument up to the current directory, so a script gets the same
+//! expectations however it is named.
 //! Naming one script's expectations twice is an error, as is an expectations
 //! file whose script does not exist.
+//!
+//! Files are identified by their location: the canonical path of their
+//! directory joined with their own name. A file reached through two paths
+//! counts once, but a symlink to a script is a script of its own, reported
+//! under its own path and judged by its own expectations.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -19,8 +26,9 @@ use moat_runtime::Language;
 
 use super::expectations::{Expectations, read_manifest, read_sidecar};
 
-/// Name of the manifest read from each directory that is searched or that
-/// contains a script named on the command line.
+/// Name of the manifest read from each directory that is searched, that
+/// contains a script named on the command line, or that is above a path
+/// argument within the current directory.
 pub const MANIFEST_NAME: &str = "moat-check.toml";
 
 /// Suffix of a sidecar file: `report.py.check.toml` belongs to `report.py`.
@@ -42,32 +50,53 @@ pub struct Script {
     pub expectations: Arc<Expectations>,
 }
 
+/// The scripts of a check and every other file it reads.
+#[derive(Debug)]
+pub struct Collected {
+    /// The scripts, sorted by their display path.
+    pub scripts: Vec<Script>,
+    /// Sidecars and manifests, as found.
+    pub expectation_files: Vec<PathBuf>,
+    /// Files that expectations read for stdin and inputs, by canonical path.
+    pub source_files: Vec<PathBuf>,
+}
+
 /// Collects the scripts under `paths`, sorted by their display path, each
 /// with its expectations. Every problem is a configuration error.
-pub fn collect(paths: &[PathBuf], manifest: Option<&Path>) -> anyhow::Result<Vec<Script>> {
+pub fn collect(paths: &[PathBuf], manifest: Option<&Path>) -> anyhow::Result<Collected> {
+    // Without a current directory, only the directory of each named script
+    // is looked at for a manifest.
+    let cwd = std::env::current_dir().ok();
     let mut found = Found::default();
     for path in paths {
         let metadata =
             std::fs::metadata(path).with_context(|| format!("cannot check {}", path.display()))?;
+        // The directory above the argument, as written; "" is the current
+        // directory.
+        let above = path.parent().unwrap_or(Path::new(""));
         if metadata.is_dir() {
             found.search_dir(path)?;
+            found.add_manifests_above(above, cwd.as_deref(), false)?;
         } else {
             found.add_named_file(path)?;
+            found.add_manifests_above(above, cwd.as_deref(), true)?;
         }
     }
-
-    // Canonical script path -> expectations and where they came from.
-    let mut assigned: BTreeMap<PathBuf, (Expectations, String)> = BTreeMap::new();
-    let mut manifests = found.manifests;
     if let Some(manifest) = manifest {
-        let key = canonical(manifest)
+        let key = location(manifest)
             .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
-        manifests
+        found
+            .manifests
             .entry(key)
             .or_insert_with(|| manifest.to_path_buf());
     }
-    for manifest in manifests.values() {
+
+    // Script location -> expectations and where they came from.
+    let mut assigned: BTreeMap<PathBuf, (Expectations, String)> = BTreeMap::new();
+    let mut source_files = Vec::new();
+    for manifest in found.manifests.values() {
         for entry in read_manifest(manifest)? {
+            source_files.extend_from_slice(&entry.expectations.source_files);
             let script = existing_script(&entry.script).map_err(|problem| {
                 anyhow::anyhow!(
                     "{}: script {} {problem}; fix the entry's path or remove the entry",
@@ -88,6 +117,7 @@ pub fn collect(paths: &[PathBuf], manifest: Option<&Path>) -> anyhow::Result<Vec
             )
         })?;
         let expectations = read_sidecar(sidecar)?;
+        source_files.extend_from_slice(&expectations.source_files);
         assign(
             &mut assigned,
             script,
@@ -97,11 +127,11 @@ pub fn collect(paths: &[PathBuf], manifest: Option<&Path>) -> anyhow::Result<Vec
     }
 
     let mut scripts = Vec::new();
-    for (canonical, (path, language)) in found.scripts {
+    for (key, (path, language)) in found.scripts {
         let source = std::fs::read(&path)
             .with_context(|| format!("failed to read script {}", path.display()))?;
         let expectations = assigned
-            .remove(&canonical)
+            .remove(&key)
             .map(|(expectations, _)| expectations)
             .unwrap_or_default();
         scripts.push(Script {
@@ -113,10 +143,19 @@ pub fn collect(paths: &[PathBuf], manifest: Option<&Path>) -> anyhow::Result<Vec
         });
     }
     scripts.sort_by(|a, b| a.display.cmp(&b.display));
-    Ok(scripts)
+    let expectation_files = found
+        .manifests
+        .into_values()
+        .chain(found.sidecars.into_values())
+        .collect();
+    Ok(Collected {
+        scripts,
+        expectation_files,
+        source_files,
+    })
 }
 
-/// Scripts, sidecars and manifests found so far, keyed by canonical path so
+/// Scripts, sidecars and manifests found so far, keyed by [`location`] so
 /// that a file reached twice counts once.
 #[derive(Default)]
 struct Found {
@@ -162,8 +201,8 @@ impl Found {
         Ok(())
     }
 
-    /// Adds a script named on the command line, with the sidecar and the
-    /// manifest beside it when they exist.
+    /// Adds a script named on the command line, with the sidecar beside it
+    /// when it exists.
     fn add_named_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let Some(language) = language_of(path) else {
             bail!(
@@ -179,7 +218,39 @@ impl Found {
         if sidecar.is_file() {
             self.add(Kind::Sidecar, &sidecar)?;
         }
-        let manifest = path.with_file_name(MANIFEST_NAME);
+        Ok(())
+    }
+
+    /// Adds the manifests in `dir` and in each directory above it, up to and
+    /// including the current directory `cwd`. The walk is lexical: `dir` is
+    /// made relative to `cwd` without resolving symlinks, and manifests are
+    /// named by that relative path. When `dir` is outside `cwd`, only its own
+    /// manifest is added, and only when `include_start` is set, as for the
+    /// directory of a named script.
+    fn add_manifests_above(
+        &mut self,
+        dir: &Path,
+        cwd: Option<&Path>,
+        include_start: bool,
+    ) -> anyhow::Result<()> {
+        let relative = cwd.and_then(|cwd| {
+            let absolute = lexical_absolute(cwd, dir);
+            absolute.strip_prefix(cwd).ok().map(Path::to_path_buf)
+        });
+        let Some(relative) = relative else {
+            if include_start {
+                self.add_manifest_in(dir)?;
+            }
+            return Ok(());
+        };
+        for ancestor in relative.ancestors() {
+            self.add_manifest_in(ancestor)?;
+        }
+        Ok(())
+    }
+
+    fn add_manifest_in(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let manifest = dir.join(MANIFEST_NAME);
         if manifest.is_file() {
             self.add(Kind::Manifest, &manifest)?;
         }
@@ -188,7 +259,7 @@ impl Found {
 
     fn add(&mut self, kind: Kind, path: &Path) -> anyhow::Result<()> {
         let key =
-            canonical(path).with_context(|| format!("failed to resolve {}", path.display()))?;
+            location(path).with_context(|| format!("failed to resolve {}", path.display()))?;
         let path = path.to_path_buf();
         match kind {
             Kind::Script(language) => {
@@ -211,8 +282,8 @@ enum Kind {
     Manifest,
 }
 
-/// Records that the script at canonical path `script` has `expectations`
-/// from `origin`, failing when another file already gave it some.
+/// Records that the script at location `script` has `expectations` from
+/// `origin`, failing when another file already gave it some.
 fn assign(
     assigned: &mut BTreeMap<PathBuf, (Expectations, String)>,
     script: PathBuf,
@@ -232,16 +303,22 @@ fn assign(
     }
 }
 
-/// Returns the canonical path of `script` after checking that it is a
-/// script file moat can run, or else what is wrong with it.
+/// Returns the [`location`] of `script` after checking that it is a script
+/// file moat can run, or else what is wrong with it.
 fn existing_script(script: &Path) -> Result<PathBuf, String> {
-    if !script.is_file() {
-        return Err("does not exist".to_owned());
+    match std::fs::metadata(script) {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(metadata) if metadata.is_dir() => return Err("is a directory".to_owned()),
+        Ok(_) => return Err("is not a regular file".to_owned()),
+        Err(_) if script.is_symlink() => {
+            return Err("is a symlink to a file that does not exist".to_owned());
+        }
+        Err(_) => return Err("does not exist".to_owned()),
     }
     if language_of(script).is_none() {
         return Err("is not a .py, .js or .mjs script".to_owned());
     }
-    std::fs::canonicalize(script).map_err(|error| format!("cannot be resolved: {error}"))
+    location(script).map_err(|error| format!("cannot be resolved: {error:#}"))
 }
 
 /// Returns the script a sidecar belongs to: its path without `.check.toml`.
@@ -260,8 +337,39 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
 
-fn canonical(path: &Path) -> anyhow::Result<PathBuf> {
-    Ok(std::fs::canonicalize(path)?)
+/// Returns the canonical path of the file's directory joined with the
+/// file's own name. Unlike a canonical path, it keeps a symlinked file apart
+/// from its target.
+fn location(path: &Path) -> anyhow::Result<PathBuf> {
+    let Some(name) = path.file_name() else {
+        bail!("{} does not name a file", path.display());
+    };
+    let dir = std::fs::canonicalize(parent_dir(path))?;
+    Ok(dir.join(name))
+}
+
+/// Returns the directory of `path` as written, `.` for a bare file name.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Joins `path` to `cwd` and removes `.` and `..` components without
+/// looking at the file system.
+fn lexical_absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let mut absolute = PathBuf::new();
+    for component in cwd.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                absolute.pop();
+            }
+            other => absolute.push(other.as_os_str()),
+        }
+    }
+    absolute
 }
 
 /// Formats the path as reports show it: `/`-separated, without a leading
@@ -289,6 +397,44 @@ mod tests {
         assert_eq!(display_path(Path::new("./a/b.py")), "a/b.py");
         assert_eq!(display_path(Path::new("/tmp/x/b.py")), "/tmp/x/b.py");
         assert_eq!(display_path(Path::new("a/./b.js")), "a/b.js");
+    }
+
+    #[test]
+    fn lexical_absolute_resolves_dots() {
+        let cwd = Path::new("/work/repo");
+        assert_eq!(
+            lexical_absolute(cwd, Path::new("./a/../b")),
+            PathBuf::from("/work/repo/b")
+        );
+        assert_eq!(lexical_absolute(cwd, Path::new("")), PathBuf::from(cwd));
+        assert_eq!(
+            lexical_absolute(cwd, Path::new("../other")),
+            PathBuf::from("/work/other")
+        );
+        assert_eq!(
+            lexical_absolute(cwd, Path::new("/tmp/x")),
+            PathBuf::from("/tmp/x")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn location_keeps_symlink_apart_from_target() {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let target = dir.path().join("ok.py");
+        std::fs::write(&target, "print(1)\n").expect("write");
+        let link = dir.path().join("link.py");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let canonical_dir = std::fs::canonicalize(dir.path()).expect("canonical");
+
+        assert_eq!(
+            location(&link).expect("link"),
+            canonical_dir.join("link.py")
+        );
+        assert_eq!(
+            location(&dir.path().join("./ok.py")).expect("target"),
+            canonical_dir.join("ok.py")
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub async fn execute_one(
         failures: Vec::new(),
         expectations: script.expectations.origin.clone(),
         execution: None,
+        execution_id: None,
         duration: Default::default(),
     };
 
@@ -60,7 +61,17 @@ pub async fn execute_one(
             verdict.status = Status::Fail;
             verdict.failures.push(failure);
         }
-        Ok(code) => match run_in_sandbox(runtime, policy, gate, audit, script, &code).await {
+        Ok(code) => match run_in_sandbox(
+            runtime,
+            policy,
+            gate,
+            audit,
+            script,
+            &code,
+            &mut verdict.execution_id,
+        )
+        .await
+        {
             Ok(execution) => {
                 verdict.failures = judge(&script.expectations, &execution);
                 if !verdict.failures.is_empty() {
@@ -104,6 +115,9 @@ fn prepare_code(script: &Script) -> Result<String, Failure> {
     Ok(code.to_owned())
 }
 
+/// Runs the script and returns what the verdict needs. Sets `recorded` to the
+/// run's `execution_id` once its first audit record is written, so that a
+/// run that fails after that still links to its records.
 async fn run_in_sandbox(
     runtime: &Runtime,
     policy: &CheckPolicy,
@@ -111,6 +125,7 @@ async fn run_in_sandbox(
     audit: &CheckAudit,
     script: &Script,
     code: &str,
+    recorded: &mut Option<String>,
 ) -> anyhow::Result<Execution> {
     let expectations: &Expectations = &script.expectations;
 
@@ -159,6 +174,7 @@ async fn run_in_sandbox(
     record_start(audit, &info, code)
         .await
         .context("the audit trail cannot be written, so the script was not run")?;
+    *recorded = Some(info.execution_id.clone());
     let result = sandbox.run(code, &filename, &limits).await;
     let egress = run_gate.events();
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use moat_policy::HumanDuration;
@@ -25,8 +25,9 @@ pub struct Expectations {
     pub stdin: Vec<u8>,
     /// Files placed in `/workspace` before the run.
     pub inputs: Vec<InputFile>,
-    /// The exit code the script must end with.
-    pub exit_code: i32,
+    /// The exit status the script must end with, as a process would report
+    /// it: `sys.exit(n)` and `process.exit(n)` count as `n` modulo 256.
+    pub exit_code: u8,
     /// The required standard output, if any.
     pub stdout: Option<ContentMatch>,
     /// Files the script must leave in `/workspace`.
@@ -35,6 +36,9 @@ pub struct Expectations {
     pub max_duration: Option<Duration>,
     /// Violations the script is expected to commit.
     pub violations: BTreeSet<ViolationKind>,
+    /// Host files read for `stdin_file` and each input's `source`, by their
+    /// canonical paths.
+    pub source_files: Vec<PathBuf>,
 }
 
 /// A file placed in `/workspace` before the run.
@@ -88,12 +92,12 @@ struct RawExpectations {
     stdin_file: Option<Spanned<String>>,
     #[serde(default)]
     input: Vec<Spanned<RawInput>>,
-    exit_code: Option<i32>,
+    exit_code: Option<Spanned<i64>>,
     stdout: Option<Spanned<String>>,
     stdout_regex: Option<Spanned<String>>,
     #[serde(default)]
     output: Vec<Spanned<RawOutput>>,
-    max_duration: Option<HumanDuration>,
+    max_duration: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     violations: Vec<Spanned<ViolationKind>>,
 }
@@ -244,9 +248,10 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-/// Checks what serde could not: exclusive keys, paths, regular expressions
-/// and input sources, which are read now.
+/// Checks what serde could not: exclusive keys, paths, value ranges, regular
+/// expressions and input sources, which are read now.
 fn validate(source: &Source<'_>, raw: RawExpectations) -> anyhow::Result<Expectations> {
+    let mut source_files = Vec::new();
     let stdin = match (raw.stdin, raw.stdin_file) {
         (Some(_), Some(file)) => {
             return Err(source.error(
@@ -255,7 +260,7 @@ fn validate(source: &Source<'_>, raw: RawExpectations) -> anyhow::Result<Expecta
             ));
         }
         (Some(text), None) => text.into_inner().into_bytes(),
-        (None, Some(file)) => read_source(source, &file)?,
+        (None, Some(file)) => read_source(source, "stdin_file", &file, &mut source_files)?,
         (None, None) => Vec::new(),
     };
 
@@ -266,7 +271,7 @@ fn validate(source: &Source<'_>, raw: RawExpectations) -> anyhow::Result<Expecta
         let path = workspace_path(source, &input.path)?;
         let contents = match (input.text, input.source) {
             (Some(text), None) => text.into_bytes(),
-            (None, Some(file)) => read_source(source, &file)?,
+            (None, Some(file)) => read_source(source, "source", &file, &mut source_files)?,
             (Some(_), Some(file)) => {
                 return Err(source.error(
                     file.span().start,
@@ -340,27 +345,114 @@ fn validate(source: &Source<'_>, raw: RawExpectations) -> anyhow::Result<Expecta
         }
     }
 
+    let exit_code = match raw.exit_code {
+        None => 0,
+        Some(code) => u8::try_from(*code.get_ref()).map_err(|_| {
+            source.error(
+                code.span().start,
+                format!(
+                    "invalid `exit_code` {}: an exit status is 0 to 255, and a script's \
+                     sys.exit(n) or process.exit(n) counts as n modulo 256, as for a \
+                     process; write the status, such as 255 for -1",
+                    code.get_ref()
+                ),
+            )
+        })?,
+    };
+
+    let max_duration = match raw.max_duration {
+        None => None,
+        Some(max) if max.get_ref().0.is_zero() => {
+            return Err(source.error(
+                max.span().start,
+                "invalid `max_duration`: it must be longer than zero; write a duration such \
+                 as \"500ms\" or \"2s\", or remove the key",
+            ));
+        }
+        Some(max) => Some(max.into_inner().0),
+    };
+
     Ok(Expectations {
         origin: None,
         stdin,
         inputs,
-        exit_code: raw.exit_code.unwrap_or(0),
+        exit_code,
         stdout,
         outputs,
-        max_duration: raw.max_duration.map(|duration| duration.0),
+        max_duration,
         violations,
+        source_files,
     })
 }
 
-/// Reads a file named relative to the expectations file.
-fn read_source(source: &Source<'_>, file: &Spanned<String>) -> anyhow::Result<Vec<u8>> {
-    let path = source.base_dir().join(file.get_ref());
-    std::fs::read(&path).map_err(|error| {
+/// Reads the host file that `key` (`stdin_file` or `source`) names, and
+/// adds its canonical path to `read`.
+///
+/// Expectations files sit beside model-written scripts and may be written by
+/// the same model, so they get no more of the host than their own directory.
+/// The path must be relative and without `..`. Its canonical path, with
+/// every symlink resolved, must be a regular file inside the canonical
+/// directory of the expectations file.
+fn read_source(
+    source: &Source<'_>,
+    key: &str,
+    file: &Spanned<String>,
+    read: &mut Vec<PathBuf>,
+) -> anyhow::Result<Vec<u8>> {
+    let named = Path::new(file.get_ref());
+    let base = match source.base_dir() {
+        dir if dir.as_os_str().is_empty() => Path::new("."),
+        dir => dir,
+    };
+    let error = |problem: String| {
+        source.error(
+            file.span().start,
+            format!(
+                "invalid `{key}` {:?}: {problem}; an expectations file may read only files \
+                 in its own directory ({}) and below, named by a relative path, so copy the \
+                 file there",
+                file.get_ref(),
+                base.display()
+            ),
+        )
+    };
+
+    let has_prefix = named
+        .components()
+        .any(|component| matches!(component, Component::Prefix(_)));
+    if named.is_absolute() || named.has_root() || has_prefix {
+        return Err(error("it is an absolute path".to_owned()));
+    }
+    if named
+        .components()
+        .any(|component| component == Component::ParentDir)
+    {
+        return Err(error("it has a `..` component".to_owned()));
+    }
+
+    let path = base.join(named);
+    let failed = |error: std::io::Error| {
         source.error(
             file.span().start,
             format!("failed to read {}: {error}", path.display()),
         )
-    })
+    };
+    let canonical_base = std::fs::canonicalize(base).map_err(failed)?;
+    let canonical = std::fs::canonicalize(&path).map_err(failed)?;
+    if !canonical.starts_with(&canonical_base) {
+        return Err(error(format!(
+            "it resolves to {}, outside that directory",
+            canonical.display()
+        )));
+    }
+    // Checked before opening: opening a FIFO for reading would block.
+    let metadata = std::fs::metadata(&canonical).map_err(failed)?;
+    if !metadata.is_file() {
+        return Err(error("it is not a regular file".to_owned()));
+    }
+    let bytes = std::fs::read(&canonical).map_err(failed)?;
+    read.push(canonical);
+    Ok(bytes)
 }
 
 fn compile_regex(
@@ -563,6 +655,156 @@ text = "done\n"
         let error = read_sidecar(&path).expect_err("missing source").to_string();
         assert!(error.contains(":1:"), "{error}");
         assert!(error.contains("nope.txt"), "{error}");
+    }
+
+    #[test]
+    fn sources_are_recorded_canonical() {
+        let dir = tempdir();
+        std::fs::create_dir(dir.path().join("data")).expect("create data");
+        write(dir.path(), "data/rows.csv", "a\n");
+        write(dir.path(), "in.txt", "1 2\n");
+        let path = write(
+            dir.path(),
+            "x.py.check.toml",
+            "stdin_file = \"in.txt\"\n[[input]]\npath = \"rows.csv\"\nsource = \"data/rows.csv\"\n",
+        );
+        let expectations = read_sidecar(&path).expect("valid sidecar");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical tempdir");
+        assert_eq!(
+            expectations.source_files,
+            [base.join("in.txt"), base.join("data/rows.csv")]
+        );
+    }
+
+    #[test]
+    fn sources_outside_directory_are_rejected() {
+        let outer = tempdir();
+        let secret = write(outer.path(), "secret.txt", "token\n");
+        let dir = outer.path().join("scripts");
+        std::fs::create_dir(&dir).expect("create scripts");
+        write(&dir, "inside.txt", "ok\n");
+        let inside_absolute = dir.join("inside.txt");
+
+        let cases = [
+            (
+                format!("stdin_file = {:?}\n", secret.display().to_string()),
+                "it is an absolute path",
+            ),
+            (
+                format!(
+                    "[[input]]\npath = \"a\"\nsource = {:?}\n",
+                    inside_absolute.display().to_string()
+                ),
+                "it is an absolute path",
+            ),
+            (
+                "[[input]]\npath = \"a\"\nsource = \"../secret.txt\"\n".to_owned(),
+                "it has a `..` component",
+            ),
+            (
+                "stdin_file = \"sub/../inside.txt\"\n".to_owned(),
+                "it has a `..` component",
+            ),
+        ];
+        for (text, problem) in cases {
+            let path = write(&dir, "x.py.check.toml", &text);
+            let error = read_sidecar(&path).expect_err(&text).to_string();
+            let line = text.lines().count();
+            assert!(
+                error.contains(&format!("x.py.check.toml:{line}: invalid `")),
+                "{error}"
+            );
+            assert!(error.contains(problem), "{text}: {error}");
+            assert!(
+                error.contains("may read only files in its own directory"),
+                "{error}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_source_outside_directory_is_rejected() {
+        let outer = tempdir();
+        let secret = write(outer.path(), "secret.txt", "token\n");
+        let dir = outer.path().join("scripts");
+        std::fs::create_dir(&dir).expect("create scripts");
+        std::os::unix::fs::symlink(&secret, dir.join("link.txt")).expect("symlink");
+        let path = write(
+            &dir,
+            "x.py.check.toml",
+            "[[input]]\npath = \"a\"\nsource = \"link.txt\"\n",
+        );
+        let error = read_sidecar(&path).expect_err("escape").to_string();
+        assert!(
+            error.contains("x.py.check.toml:3: invalid `source`"),
+            "{error}"
+        );
+        assert!(error.contains("outside that directory"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_source_inside_directory_is_read() {
+        let dir = tempdir();
+        write(dir.path(), "real.txt", "ok\n");
+        std::os::unix::fs::symlink("real.txt", dir.path().join("link.txt")).expect("symlink");
+        let path = write(dir.path(), "x.py.check.toml", "stdin_file = \"link.txt\"\n");
+        let expectations = read_sidecar(&path).expect("a link inside the directory");
+        assert_eq!(expectations.stdin, b"ok\n");
+    }
+
+    #[test]
+    fn directory_source_is_rejected() {
+        let dir = tempdir();
+        std::fs::create_dir(dir.path().join("data")).expect("create data");
+        let path = write(dir.path(), "x.py.check.toml", "stdin_file = \"data\"\n");
+        let error = read_sidecar(&path).expect_err("a directory").to_string();
+        assert!(error.contains(":1: invalid `stdin_file`"), "{error}");
+        assert!(error.contains("it is not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn zero_max_duration_is_rejected() {
+        let dir = tempdir();
+        let path = write(
+            dir.path(),
+            "x.py.check.toml",
+            "exit_code = 0\nmax_duration = \"0s\"\n",
+        );
+        let error = read_sidecar(&path).expect_err("zero").to_string();
+        assert!(
+            error.contains("x.py.check.toml:2: invalid `max_duration`"),
+            "{error}"
+        );
+        assert!(error.contains("longer than zero"), "{error}");
+    }
+
+    #[test]
+    fn exit_code_outside_status_range_is_rejected() {
+        let dir = tempdir();
+        for value in ["-1", "256", "9999999999"] {
+            let path = write(
+                dir.path(),
+                "x.py.check.toml",
+                &format!("\nexit_code = {value}\n"),
+            );
+            let error = read_sidecar(&path).expect_err(value).to_string();
+            assert!(
+                error.contains(&format!("x.py.check.toml:2: invalid `exit_code` {value}")),
+                "{error}"
+            );
+            assert!(error.contains("0 to 255"), "{error}");
+        }
+        for (value, expected) in [("0", 0), ("255", 255)] {
+            let path = write(
+                dir.path(),
+                "x.py.check.toml",
+                &format!("exit_code = {value}\n"),
+            );
+            let expectations = read_sidecar(&path).expect(value);
+            assert_eq!(expectations.exit_code, expected);
+        }
     }
 
     #[test]

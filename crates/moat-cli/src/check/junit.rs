@@ -1,7 +1,10 @@
 //! The JUnit XML report of a check, in the shape that GitHub Actions
 //! reporters, GitLab and Jenkins read: `testsuites`, one `testsuite`, a
 //! `testcase` per script with `failure` or `error`, and the script's output
-//! in `system-out` and `system-err`.
+//! in `system-out` and `system-err`. A script that ran has its audit
+//! `execution_id` as the test case's `moat.execution_id` property, and a
+//! failure's body ends with the `moat audit show` command that prints the
+//! run's records, because many CI pages show the body but not properties.
 //!
 //! The document is small and fixed in shape, so it is written by hand. The
 //! escaping is the part that matters: XML 1.0 cannot carry most control
@@ -21,7 +24,8 @@ pub const OUTPUT_CAP_BYTES: usize = 64 * 1024;
 /// Facts about the policy, written as the suite's properties.
 #[derive(Debug)]
 pub struct SuiteInfo<'a> {
-    /// The policy's `name`, if any.
+    /// The policy's `name`; a policy without one is written as "unnamed",
+    /// as the summary shows it.
     pub policy_name: Option<&'a str>,
     /// The policy file, or "built-in".
     pub policy_source: &'a str,
@@ -53,9 +57,7 @@ pub fn render(verdicts: &[Verdict], info: &SuiteInfo<'_>, elapsed: Duration) -> 
             escape_attribute(value)
         );
     };
-    if let Some(name) = info.policy_name {
-        property("policy", name);
-    }
+    property("policy", info.policy_name.unwrap_or("unnamed"));
     property("policy_source", info.policy_source);
     property("policy_sha256", info.policy_sha256);
     xml.push_str("    </properties>\n");
@@ -78,11 +80,19 @@ fn write_testcase(xml: &mut String, verdict: &Verdict) {
     let execution = verdict.execution.as_ref();
     let has_output =
         execution.is_some_and(|e| !e.report.stdout.is_empty() || !e.report.stderr.is_empty());
-    if verdict.status == Status::Pass && !has_output {
+    if verdict.status == Status::Pass && !has_output && verdict.execution_id.is_none() {
         xml.push_str("/>\n");
         return;
     }
     xml.push_str(">\n");
+
+    if let Some(id) = &verdict.execution_id {
+        let _ = writeln!(
+            xml,
+            "      <properties>\n        <property name=\"moat.execution_id\" value=\"{}\"/>\n      </properties>",
+            escape_attribute(id)
+        );
+    }
 
     if let Some(first) = verdict.failures.first() {
         let element = match verdict.status {
@@ -96,6 +106,10 @@ fn write_testcase(xml: &mut String, verdict: &Verdict) {
         if let Some(error) = execution.and_then(|e| e.report.error.as_ref()) {
             body.push('\n');
             body.push_str(&error.stack);
+        }
+        if let Some(id) = &verdict.execution_id {
+            body.truncate(body.trim_end().len());
+            let _ = write!(body, "\n\naudit records: moat audit show {id}");
         }
         let _ = writeln!(
             xml,
@@ -202,6 +216,7 @@ mod tests {
             failures,
             expectations: None,
             execution: None,
+            execution_id: None,
             duration: Duration::from_millis(1500),
         }
     }
@@ -253,6 +268,57 @@ mod tests {
         assert!(
             xml.contains("<property name=\"policy\" value=\"ci\"/>"),
             "{xml}"
+        );
+    }
+
+    #[test]
+    fn unnamed_policy_is_a_property() {
+        let info = SuiteInfo {
+            policy_name: None,
+            ..info()
+        };
+        let xml = render(&[], &info, Duration::ZERO);
+        assert!(
+            xml.contains("<property name=\"policy\" value=\"unnamed\"/>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn recorded_case_has_execution_id() {
+        let mut passed = verdict("a.py", Status::Pass, Vec::new());
+        passed.execution_id = Some("0195-a".to_owned());
+        let mut failed = verdict(
+            "b.py",
+            Status::Fail,
+            vec![Failure::new(
+                FailureKind::ExitCode,
+                "exit code 2, expected 0",
+            )],
+        );
+        failed.execution_id = Some("0195-b".to_owned());
+        let xml = render(&[passed, failed], &info(), Duration::ZERO);
+
+        let document = roxmltree::Document::parse(&xml).expect("valid XML");
+        let ids: Vec<_> = document
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|case| {
+                case.descendants()
+                    .find(|n| n.attribute("name") == Some("moat.execution_id"))
+                    .and_then(|n| n.attribute("value"))
+            })
+            .collect();
+        assert_eq!(ids, [Some("0195-a"), Some("0195-b")]);
+
+        let body = document
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .and_then(|n| n.text())
+            .expect("a failure body");
+        assert_eq!(
+            body,
+            "exit_code: exit code 2, expected 0\n\naudit records: moat audit show 0195-b"
         );
     }
 

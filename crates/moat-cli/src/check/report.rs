@@ -114,6 +114,8 @@ pub struct JsonVerdict<'a> {
     failures: &'a [Failure],
     /// File and line of the expectations, if any.
     expectations: Option<&'a str>,
+    /// The run's audit `execution_id`, or `None` when it was not recorded.
+    execution_id: Option<&'a str>,
     duration_ms: u128,
     /// `None` when the script was not run.
     run: Option<JsonRun<'a>>,
@@ -164,15 +166,106 @@ impl<'a> JsonVerdict<'a> {
             status: verdict.status,
             failures: &verdict.failures,
             expectations: verdict.expectations.as_deref(),
+            execution_id: verdict.execution_id.as_deref(),
             duration_ms: verdict.duration.as_millis(),
             run,
         }
     }
 }
 
+/// A writer for standard output that stops quietly when the reader goes
+/// away, as `moat check | head` does. After a broken pipe, every write
+/// succeeds without output, so the check still finishes, writes its JUnit
+/// report and exits with the code of its verdicts.
+pub struct QuietPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> QuietPipe<W> {
+    pub fn new(inner: W) -> Self {
+        QuietPipe {
+            inner,
+            closed: false,
+        }
+    }
+
+    /// Turns a broken pipe into success and remembers it.
+    fn absorb<T>(&mut self, result: std::io::Result<T>, quiet: T) -> std::io::Result<T> {
+        match result {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(quiet)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for QuietPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.inner.write(buf);
+        self.absorb(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.inner.flush();
+        self.absorb(result, ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer whose reader has gone away.
+    struct Broken {
+        writes: usize,
+    }
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn broken_pipe_stops_quietly() {
+        let mut out = QuietPipe::new(Broken { writes: 0 });
+        writeln!(out, "PASS  a.py").expect("a broken pipe is not an error");
+        writeln!(out, "PASS  b.py").expect("later writes succeed");
+        out.flush().expect("flush succeeds");
+        assert_eq!(
+            out.inner.writes, 1,
+            "nothing is written after the pipe broke"
+        );
+    }
+
+    #[test]
+    fn other_errors_still_fail() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = QuietPipe::new(Full);
+        assert!(writeln!(out, "PASS  a.py").is_err());
+    }
 
     #[test]
     fn durations_read_naturally() {

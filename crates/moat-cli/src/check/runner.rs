@@ -114,6 +114,7 @@ fn panicked(script: &Script, error: &tokio::task::JoinError) -> Verdict {
         )],
         expectations: script.expectations.origin.clone(),
         execution: None,
+        execution_id: None,
         duration: Duration::ZERO,
     }
 }

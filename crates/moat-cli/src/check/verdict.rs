@@ -197,6 +197,9 @@ pub struct Verdict {
     pub expectations: Option<String>,
     /// The run, when the script was run.
     pub execution: Option<Execution>,
+    /// The `execution_id` of the run's audit records, when the run was
+    /// recorded; `moat audit show ID` prints them.
+    pub execution_id: Option<String>,
     /// Wall-clock time spent on the script, sandbox set-up included.
     pub duration: Duration,
 }
@@ -274,11 +277,19 @@ fn max_duration_failure(expectations: &Expectations) -> Failure {
 
 fn exit_code_failure(expectations: &Expectations, execution: &Execution) -> Option<Failure> {
     let report = &execution.report;
-    let actual = report.exit_code.unwrap_or(1);
-    if actual == expectations.exit_code {
+    let requested = report.exit_code.unwrap_or(1);
+    // The status a process would exit with: the low byte, as `moat run` and
+    // a shell report it, so `sys.exit(-1)` is 255.
+    let status = requested as u8;
+    if status == expectations.exit_code {
         return None;
     }
     let expected = expectations.exit_code;
+    let actual = match i32::from(status) == requested {
+        true => status.to_string(),
+        false => format!("{status} (the script asked for {requested})"),
+    };
+
     let Some(error) = &report.error else {
         return Some(Failure::new(
             FailureKind::ExitCode,
@@ -292,7 +303,7 @@ fn exit_code_failure(expectations: &Expectations, execution: &Execution) -> Opti
             FailureKind::ExitCode,
             format!(
                 "exit code {actual}, expected {expected}: the expected {} violation ended \
-                 the run; expect exit_code = {actual} as well",
+                 the run; expect exit_code = {status} as well",
                 violation.kind.name()
             ),
         ));
@@ -454,6 +465,26 @@ mod tests {
         };
         let failures = judge(&expectations, &run);
         assert_eq!(kinds(&failures), [FailureKind::MissingViolation]);
+    }
+
+    #[test]
+    fn exit_code_compares_process_status() {
+        let mut run = import_refused_run();
+        run.violations.clear();
+        run.report.error = None;
+        run.report.exit_code = Some(-1);
+        let expectations = Expectations {
+            exit_code: 255,
+            ..Expectations::default()
+        };
+        assert_eq!(judge(&expectations, &run), []);
+
+        let failures = judge(&Expectations::default(), &run);
+        assert_eq!(kinds(&failures), [FailureKind::ExitCode]);
+        assert_eq!(
+            failures[0].message,
+            "exit code 255 (the script asked for -1), expected 0"
+        );
     }
 
     #[test]

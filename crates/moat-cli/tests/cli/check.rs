@@ -221,12 +221,30 @@ fn fixtures_give_expected_verdicts() {
     assert_eq!(refused["decision"], "denied");
     assert_eq!(refused["url"], "https://exfil.invalid/upload");
 
+    // Every script that ran links to its audit records; an empty one never
+    // ran.
+    let mut execution_ids = Vec::new();
+    for (name, _) in EXPECTED {
+        let entry = script_entry(&document, name);
+        let id = entry["execution_id"].as_str();
+        match entry["run"].is_null() {
+            true => assert_eq!(id, None, "{name} did not run"),
+            false => assert!(id.is_some_and(|id| !id.is_empty()), "{name}: {entry}"),
+        }
+        execution_ids.push(id.map(str::to_owned));
+    }
+    assert_eq!(
+        script_entry(&document, "empty.py")["execution_id"],
+        Value::Null
+    );
+
     let xml = std::fs::read_to_string(&junit).expect("the JUnit report was written");
-    check_junit(&xml);
+    check_junit(&xml, &execution_ids);
 }
 
-/// Checks the JUnit document's structure and every test case's verdict.
-fn check_junit(xml: &str) {
+/// Checks the JUnit document's structure and every test case's verdict and
+/// `execution_id`, given in the order of [`EXPECTED`].
+fn check_junit(xml: &str, execution_ids: &[Option<String>]) {
     let document = roxmltree::Document::parse(xml)
         .unwrap_or_else(|error| panic!("the JUnit report is not valid XML ({error}):\n{xml}"));
     let root = document.root_element();
@@ -264,9 +282,19 @@ fn check_junit(xml: &str) {
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
     assert_eq!(cases.len(), EXPECTED.len());
-    for (case, (name, kinds)) in cases.iter().zip(EXPECTED) {
+    for ((case, (name, kinds)), execution_id) in cases.iter().zip(EXPECTED).zip(execution_ids) {
         let path = fixture(name);
         assert_eq!(case.attribute("name"), Some(path.as_str()));
+        let property = case
+            .children()
+            .find(|n| n.has_tag_name("properties"))
+            .and_then(|properties| {
+                properties
+                    .children()
+                    .find(|n| n.attribute("name") == Some("moat.execution_id"))
+            })
+            .and_then(|n| n.attribute("value"));
+        assert_eq!(property, execution_id.as_deref(), "{name}");
         assert_eq!(case.attribute("file"), Some(path.as_str()));
         let language = match name.ends_with(".py") {
             true => "python",
@@ -300,6 +328,12 @@ fn check_junit(xml: &str) {
             assert!(
                 body.contains(&format!("{kind}: ")),
                 "{name}: {body:?} lacks {kind}"
+            );
+        }
+        if let Some(id) = execution_id {
+            assert!(
+                body.ends_with(&format!("audit records: moat audit show {id}")),
+                "{name}: {body:?}"
             );
         }
     }
@@ -336,6 +370,9 @@ fn check_junit(xml: &str) {
     );
 }
 
+/// Four jobs on a machine with fewer CPUs slows each run down. The fixtures
+/// end far below their 3 s timeout or far past it (`fuel.py` takes about
+/// 0.5 s), so wall-clock limits give the same verdicts either way.
 #[test]
 fn verdicts_do_not_depend_on_jobs() {
     let one = verdicts(&check_fixtures_json("1"));
@@ -694,4 +731,342 @@ fn help_names_exit_codes_and_default_policy() {
         finished.stdout
     );
     assert!(finished.stdout.contains("125"), "{}", finished.stdout);
+}
+
+/// Writes `contents` to `name` under `dir`, creating its directories.
+fn write(dir: &Path, name: &str, contents: &str) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create the parent directory");
+    }
+    std::fs::write(&path, contents).expect("write the test file");
+}
+
+#[test]
+fn junit_never_overwrites_inputs_or_store() {
+    let dir = tempdir();
+    let root = dir.path();
+    write(root, "jx/a.py", "print(input())\n");
+    write(root, "jx/a.py.check.toml", "stdin_file = \"in.txt\"\n");
+    write(root, "jx/in.txt", "hello\n");
+    write(root, "jx/moat-check.toml", "");
+    let policy = std::fs::read_to_string(crate::support::workspace_root().join("policy/ci.toml"))
+        .expect("read policy/ci.toml");
+    write(root, "ci.toml", &policy);
+    let base = ["jx", "--policy", "ci.toml", "--audit-db", "jx/au.db"];
+
+    // A first check creates the store that the refused ones must leave alone.
+    let first = finish(moat_check().current_dir(root).args(base));
+    assert_eq!(first.code, 0, "{first:#?}");
+    let store = std::fs::read(root.join("jx/au.db")).expect("the store exists");
+    assert!(store.starts_with(b"SQLite format 3\0"));
+
+    let cases = [
+        ("jx/au.db", "the audit store jx/au.db"),
+        (
+            "jx/au.db-wal",
+            "the audit store's write-ahead log jx/au.db-wal",
+        ),
+        (
+            "jx/au.db-shm",
+            "the audit store's shared-memory file jx/au.db-shm",
+        ),
+        (
+            "jx/au.db-journal",
+            "the audit store's rollback journal jx/au.db-journal",
+        ),
+        ("jx/a.py", "the script jx/a.py"),
+        ("./jx/../jx/a.py", "the script jx/a.py"),
+        (
+            "jx/a.py.check.toml",
+            "the expectations file jx/a.py.check.toml",
+        ),
+        (
+            "jx/moat-check.toml",
+            "the expectations file jx/moat-check.toml",
+        ),
+        ("jx/in.txt", "the input file"),
+        ("ci.toml", "the policy file ci.toml"),
+    ];
+    for (junit, named) in cases {
+        let mut args = base.to_vec();
+        args.extend(["--junit", junit]);
+        let finished = assert_config_error(
+            root,
+            &args,
+            &format!("cannot write the JUnit report to {junit}: it is {named}"),
+        );
+        assert!(
+            finished.stderr.contains("choose another --junit path"),
+            "{junit}: {}",
+            finished.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("jx/a.py")).expect("read the script"),
+        "print(input())\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("jx/in.txt")).expect("read the input"),
+        "hello\n"
+    );
+    let after = std::fs::read(root.join("jx/au.db")).expect("the store is still there");
+    assert!(after.starts_with(b"SQLite format 3\0"));
+}
+
+#[cfg(unix)]
+#[test]
+fn junit_link_to_script_is_rejected() {
+    let dir = tempdir();
+    let root = dir.path();
+    write(root, "a.py", "print(1)\n");
+    std::os::unix::fs::symlink("a.py", root.join("soft.xml")).expect("symlink");
+    std::fs::hard_link(root.join("a.py"), root.join("hard.xml")).expect("hard link");
+    for junit in ["soft.xml", "hard.xml"] {
+        assert_config_error(
+            root,
+            &["a.py", "--junit", junit],
+            &format!("cannot write the JUnit report to {junit}: it is the script a.py"),
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.py")).expect("read the script"),
+        "print(1)\n"
+    );
+}
+
+#[test]
+fn expectations_read_only_their_directory() {
+    let dir = tempdir();
+    let root = dir.path();
+    write(root, "secret.txt", "FAKE_CI_TOKEN=ghp_fake1234\n");
+    write(root, "m2/steal.py", "print(open('env.bin').read())\n");
+    let cases = [
+        "[[input]]\npath = \"env.bin\"\nsource = \"/proc/self/environ\"\n",
+        "[[input]]\npath = \"env.bin\"\nsource = \"../secret.txt\"\n",
+        "\n\nstdin_file = \"../../../../../etc/hostname\"\n",
+    ];
+    for sidecar in cases {
+        write(root, "m2/steal.py.check.toml", sidecar);
+        let finished = assert_config_error(root, &["m2"], "m2/steal.py.check.toml:3: invalid `");
+        assert!(
+            finished
+                .stderr
+                .contains("may read only files in its own directory (m2) and below"),
+            "{sidecar}: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[test]
+fn jobs_above_cpus_warn_and_run() {
+    let dir = tempdir();
+    write(dir.path(), "a.py", "print(1)\n");
+    let finished = finish(
+        moat_check()
+            .current_dir(dir.path())
+            .args(["a.py", "--jobs", "100000"]),
+    );
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    assert!(
+        finished
+            .stderr
+            .contains("moat: warning: --jobs 100000 is more than the"),
+        "{}",
+        finished.stderr
+    );
+    assert!(finished.stdout.starts_with("PASS  a.py"), "{finished:#?}");
+
+    let one = finish(
+        moat_check()
+            .current_dir(dir.path())
+            .args(["a.py", "--jobs", "1"]),
+    );
+    assert_eq!(one.code, 0, "{one:#?}");
+    assert!(!one.stderr.contains("warning"), "{}", one.stderr);
+}
+
+#[test]
+fn telemetry_errors_exit_2() {
+    let dir = tempdir();
+    write(dir.path(), "a.py", "print(1)\n");
+    assert_config_error(dir.path(), &["a.py", "--otlp-endpoint", "foo"], "foo");
+
+    let finished = finish(
+        moat()
+            .current_dir(dir.path())
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+            .args(["check", "a.py"]),
+    );
+    assert_eq!(finished.code, 2, "{finished:#?}");
+    assert!(finished.stderr.contains("grpc"), "{}", finished.stderr);
+}
+
+#[test]
+fn named_script_uses_ancestor_manifest() {
+    let dir = tempdir();
+    let root = dir.path();
+    write(root, "m3/sub/b.py", "print('b')\n");
+    write(
+        root,
+        "m3/moat-check.toml",
+        "[[script]]\npath = \"sub/b.py\"\nstdout = \"WRONG\\n\"\n",
+    );
+
+    for target in ["m3", "m3/sub", "m3/sub/b.py", "./m3/sub/../sub/b.py"] {
+        let finished = finish(moat_check().current_dir(root).args([target, "--json"]));
+        assert_eq!(finished.code, 1, "{target}: {finished:#?}");
+        let document = json(&finished);
+        let script = &document["scripts"][0];
+        assert_eq!(script["failures"][0]["kind"], "stdout", "{target}");
+        assert_eq!(script["expectations"], "m3/moat-check.toml:1", "{target}");
+    }
+
+    // A manifest above the current directory is not read.
+    let inside = finish(
+        moat_check()
+            .current_dir(root.join("m3/sub"))
+            .args(["b.py", "--json"]),
+    );
+    assert_eq!(inside.code, 0, "{inside:#?}");
+    assert_eq!(json(&inside)["scripts"][0]["expectations"], Value::Null);
+}
+
+#[test]
+fn invalid_values_name_line() {
+    let dir = tempdir();
+    write(dir.path(), "a.py", "print(1)\n");
+    write(
+        dir.path(),
+        "a.py.check.toml",
+        "stdout = \"1\\n\"\nmax_duration = \"0s\"\n",
+    );
+    assert_config_error(
+        dir.path(),
+        &["a.py"],
+        "a.py.check.toml:2: invalid `max_duration`: it must be longer than zero",
+    );
+    write(dir.path(), "a.py.check.toml", "exit_code = -1\n");
+    assert_config_error(
+        dir.path(),
+        &["a.py"],
+        "a.py.check.toml:1: invalid `exit_code` -1: an exit status is 0 to 255",
+    );
+}
+
+#[test]
+fn exit_code_is_process_status() {
+    let dir = tempdir();
+    write(dir.path(), "minus.js", "process.exit(-1)\n");
+    write(dir.path(), "minus.js.check.toml", "exit_code = 255\n");
+    write(dir.path(), "wrap.js", "process.exit(256)\n");
+    let finished = finish(moat_check().current_dir(dir.path()).args([".", "--json"]));
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    let found = verdicts(&json(&finished));
+    assert_eq!(
+        found[0],
+        ("minus.js".to_owned(), "pass".to_owned(), Vec::new())
+    );
+    assert_eq!(
+        found[1],
+        ("wrap.js".to_owned(), "pass".to_owned(), Vec::new())
+    );
+}
+
+#[test]
+fn sidecar_beside_directory() {
+    let dir = tempdir();
+    write(dir.path(), "a.py", "print(1)\n");
+    std::fs::create_dir(dir.path().join("x.py")).expect("create x.py/");
+    write(dir.path(), "x.py.check.toml", "exit_code = 0\n");
+    assert_config_error(
+        dir.path(),
+        &["."],
+        "sidecar ./x.py.check.toml belongs to ./x.py, which is a directory",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_script_keeps_its_path() {
+    let dir = tempdir();
+    let root = dir.path();
+    write(root, "g/sub/ok.py", "print('ok')\n");
+    std::fs::create_dir(root.join("g/link")).expect("create g/link");
+    std::os::unix::fs::symlink("../sub/ok.py", root.join("g/link/link.py")).expect("symlink");
+    write(root, "g/link/link.py.check.toml", "stdout = \"WRONG\\n\"\n");
+
+    let finished = finish(moat_check().current_dir(root).args(["g", "--json"]));
+    assert_eq!(finished.code, 1, "{finished:#?}");
+    let document = json(&finished);
+    let found = verdicts(&document);
+    let statuses: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(path, status, _)| (path.as_str(), status.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("g/link/link.py", "fail"), ("g/sub/ok.py", "pass")]
+    );
+    assert_eq!(
+        document["scripts"][0]["expectations"],
+        "g/link/link.py.check.toml"
+    );
+    assert_eq!(document["scripts"][1]["expectations"], Value::Null);
+}
+
+#[test]
+fn closed_stdout_is_quiet() {
+    let dir = tempdir();
+    let root = dir.path();
+    for name in ["a.py", "b.py", "c.py"] {
+        write(root, name, "print(1)\n");
+    }
+    write(root, "d.py", "raise SystemExit(3)\n");
+    let mut child = moat_check()
+        .current_dir(root)
+        .args([".", "--junit", "junit.xml"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start moat");
+    // Closing the read end now makes every write to stdout fail with EPIPE,
+    // as `moat check | head -0` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait for moat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let xml = std::fs::read_to_string(root.join("junit.xml")).expect("the report was written");
+    assert!(xml.contains("tests=\"4\" failures=\"1\""), "{xml}");
+}
+
+#[test]
+fn execution_id_finds_audit_records() {
+    let dir = tempdir();
+    write(dir.path(), "a.py", "print(1)\n");
+    let finished = finish(moat_check().current_dir(dir.path()).args([
+        "a.py",
+        "--json",
+        "--audit-db",
+        "au.db",
+    ]));
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    let document = json(&finished);
+    let id = document["scripts"][0]["execution_id"]
+        .as_str()
+        .expect("an execution_id");
+
+    let shown =
+        finish(
+            moat()
+                .current_dir(dir.path())
+                .args(["audit", "show", id, "--audit-db", "au.db"]),
+        );
+    assert_eq!(shown.code, 0, "{shown:#?}");
+    assert!(shown.stdout.contains(id), "{}", shown.stdout);
 }
