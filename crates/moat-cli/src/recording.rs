@@ -29,13 +29,23 @@ impl WhoArgs {
     /// The actor of runs started from this command line.
     pub fn actor(&self, transport: Transport) -> Actor {
         Actor {
-            principal: self.principal.clone().or_else(local_user),
-            tenant: self.tenant.clone(),
+            principal: named(&self.principal).or_else(local_user),
+            tenant: named(&self.tenant),
             transport: Some(transport),
             client: None,
-            model: self.model.clone(),
+            model: named(&self.model),
         }
     }
+}
+
+/// A name given on the command line, without surrounding blanks; `None`
+/// when it is empty, as an unset name.
+fn named(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
 }
 
 impl WhoArgs {
@@ -44,14 +54,14 @@ impl WhoArgs {
     /// request's header, with `--principal` as the fallback.
     pub fn identity(&self, transport: Transport) -> moat_mcp::Identity {
         let principal = match transport {
-            Transport::Http => self.principal.clone(),
-            _ => self.principal.clone().or_else(local_user),
+            Transport::Http => named(&self.principal),
+            _ => named(&self.principal).or_else(local_user),
         };
         moat_mcp::Identity {
             transport,
             principal,
-            tenant: self.tenant.clone(),
-            model: self.model.clone(),
+            tenant: named(&self.tenant),
+            model: named(&self.model),
         }
     }
 }

@@ -206,7 +206,13 @@ fn parse_endpoint(value: &str, source: &str) -> anyhow::Result<Url> {
              {example}"
         );
     }
-    if url.host().is_none() {
+    // The URL parser reads `http:///v1/traces` as the host `v1`, so the
+    // host must follow `//` in the text as written.
+    let written_host = value
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with(['/', '\\']));
+    if url.host().is_none() || !written_host {
         bail!(
             "invalid OTLP endpoint {value:?} from {source}: it has no host; expected a URL {example}"
         );
@@ -405,6 +411,17 @@ mod tests {
             resolved(Some("https://collector.example/otlp/"), None, None).as_deref(),
             Some("--otlp-endpoint https://collector.example/otlp/v1/traces")
         );
+    }
+
+    #[test]
+    fn endpoint_without_written_host_is_rejected() {
+        for value in ["http:///v1/traces", "https:/collector.example"] {
+            let error = parse_endpoint(value, "--otlp-endpoint").expect_err(value);
+            assert!(
+                error.to_string().contains("has no host"),
+                "{value}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -221,16 +221,21 @@ fn secret_values_are_redacted_from_records() {
             .arg(&policy)
             .arg("--audit-db")
             .arg(&db)
+            .args(["--model", &format!("model-{VALUE}")])
             .env(VARIABLE, VALUE),
     );
     assert_eq!(finished.code, 0, "{finished:#?}");
 
     let execution = &executions(&db)[0];
-    assert_eq!(
-        execution["code"]["text"],
-        "key = '[REDACTED:api_key]'\nprint(key)\n"
-    );
+    let redacted_code = "key = '[REDACTED:api_key]'\nprint(key)\n";
+    assert_eq!(execution["code"]["text"], redacted_code);
     assert_eq!(execution["code"]["redacted"], true);
+    // A hash of the original would let a reader test guesses of the key.
+    assert_eq!(
+        execution["code"]["sha256"],
+        sha256(redacted_code.as_bytes())
+    );
+    assert_eq!(execution["actor"]["model"], "model-[REDACTED:api_key]");
     assert_eq!(execution["stdout"]["text"], "[REDACTED:api_key]\n");
     for file in ["audit.db", "audit.db-wal"] {
         let path = dir.path().join(file);
