@@ -133,9 +133,7 @@ impl EngineArgs {
             fuel_metering: true,
         }
     }
-}
 
-impl EngineArgs {
     /// The audit store's file: `--audit-db`, else `moat/audit.db` in the
     /// platform data directory.
     fn audit_db_path(&self) -> anyhow::Result<PathBuf> {
