@@ -124,3 +124,33 @@ async def test_http_session_ids_are_random(http_server):
     assert len(ids) == 3
     for session_id in ids:
         assert session_id and len(session_id) >= 32
+
+
+async def test_request_size_follows_the_file_size_limit(http_server):
+    server = http_server()
+    # 6 MiB of text is over rmcp's own 4 MiB default body limit, and within
+    # the server's 16 MiB request limit.
+    content = "x" * (6 * 1024 * 1024)
+    async with server.client() as client:
+        result = await client.call_tool("run_python", {
+            "code": "len(open('big.txt').read())",
+            "files": [{"path": "big.txt", "content": content}],
+        })
+        assert structured(result)["result"] == str(len(content))
+        with pytest.raises(Exception):
+            await client.call_tool("run_python", {
+                "code": "1",
+                "files": [{"path": "huge.txt", "content": "y" * (17 * 1024 * 1024)}],
+            })
+
+
+async def test_request_limit_too_small_for_a_file_is_refused():
+    import subprocess
+
+    from conftest import MOAT_BIN, server_env
+
+    finished = subprocess.run(
+        [MOAT_BIN, "serve", "--http", "127.0.0.1:0", "--no-auth", "--max-request-size", "1MiB"],
+        env=server_env(), capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 125
+    assert "request size limit" in finished.stderr

@@ -129,6 +129,11 @@ pub struct ServeArgs {
           default_value_t = moat_mcp::DEFAULT_MAX_FILE_BYTES)]
     max_file_size: u64,
 
+    /// Largest request message: an HTTP request body, or one line over
+    /// stdio; it must hold a file of --max-file-size in base64
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "16MiB")]
+    max_request_size: u64,
+
     /// Grant every sandbox a host directory: HOST:GUEST, or HOST:GUEST:ro
     /// for read-only (repeatable), such as --dir ./data:/data:ro
     #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = DirGrant::parse)]
@@ -232,6 +237,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LoadedPolicy
         max_concurrent_executions: args.max_concurrent,
         max_code_bytes: usize::try_from(args.max_code_size).unwrap_or(usize::MAX),
         max_file_bytes: args.max_file_size,
+        max_request_bytes: usize::try_from(args.max_request_size).unwrap_or(usize::MAX),
         grants: args.dirs.clone(),
         shutdown_grace: args.shutdown_grace,
         network: None,

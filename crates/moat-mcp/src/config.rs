@@ -28,6 +28,13 @@ pub const DEFAULT_MAX_CODE_BYTES: usize = 1024 * 1024;
 /// file returned inline after a run, in bytes.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
+/// Size of one request message, in bytes: an HTTP request body, or a line
+/// over stdio. A larger message is refused (HTTP 413) or, over stdio,
+/// dropped by the MCP library, as the official MCP SDKs drop input they
+/// cannot read. The default holds the code and one file of
+/// [`DEFAULT_MAX_FILE_BYTES`] in base64.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
 /// Time running executions get to finish after SIGINT or SIGTERM before
 /// they are cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -48,6 +55,9 @@ pub const MAX_RUN_MEMORY_BYTES: u64 = MAX_MEMORY_BYTES;
 /// Highest stdout or stderr cap a request may ask for, in bytes.
 pub const MAX_RUN_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Room for the JSON-RPC envelope and arguments around a file's content.
+const MESSAGE_OVERHEAD_BYTES: u64 = 64 * 1024;
+
 /// Everything `moat serve` can be told, filled from flags or a policy file.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -67,6 +77,8 @@ pub struct ServerConfig {
     pub max_code_bytes: usize,
     /// Size of one file written, read or returned, in bytes.
     pub max_file_bytes: u64,
+    /// Size of one request message, in bytes.
+    pub max_request_bytes: usize,
     /// Host directories every sandbox sees besides its `/workspace`.
     pub grants: Vec<DirGrant>,
     /// Time running executions get to finish at shutdown.
@@ -128,6 +140,7 @@ impl Default for ServerConfig {
             max_concurrent_executions: DEFAULT_MAX_CONCURRENT_EXECUTIONS,
             max_code_bytes: DEFAULT_MAX_CODE_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             grants: Vec::new(),
             network: None,
             network_rules: Vec::new(),
@@ -184,6 +197,18 @@ impl ServerConfig {
         if self.max_file_bytes == 0 {
             return Err("invalid max file bytes: must be greater than zero".into());
         }
+        // A file travels as base64 inside a JSON message: four bytes for
+        // every three, plus the message around it.
+        let encoded_file = self.max_file_bytes.saturating_mul(4).div_ceil(3);
+        let needed = encoded_file.saturating_add(MESSAGE_OVERHEAD_BYTES);
+        if (self.max_request_bytes as u64) < needed {
+            return Err(format!(
+                "the request size limit of {} bytes cannot carry one file of the file size \
+                 limit ({} bytes, {needed} bytes as a base64 message): raise the request size \
+                 limit or lower the file size limit",
+                self.max_request_bytes, self.max_file_bytes
+            ));
+        }
         if self.session_idle_timeout.is_zero() || self.session_max_lifetime.is_zero() {
             return Err("invalid session timeouts: both must be greater than zero".into());
         }
@@ -206,6 +231,18 @@ mod tests {
         config.default_limits.fuel = config.max_limits.fuel + 1;
         let error = config.validate().expect_err("default above maximum");
         assert!(error.contains("default fuel limit"), "{error}");
+    }
+
+    #[test]
+    fn request_limit_must_hold_a_file() {
+        let config = ServerConfig {
+            max_request_bytes: 4 * 1024 * 1024,
+            ..ServerConfig::default()
+        };
+        let error = config
+            .validate()
+            .expect_err("10 MiB files in 4 MiB requests");
+        assert!(error.contains("request size limit"), "{error}");
     }
 
     #[test]

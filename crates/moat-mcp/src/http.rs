@@ -108,6 +108,7 @@ pub async fn serve(
     // Host and Origin are checked by `guard`, which has the bound port, so
     // rmcp's own host list is turned off and the two cannot disagree.
     let config = StreamableHttpServerConfig::default()
+        .with_max_request_body_bytes(state.config.max_request_bytes)
         .disable_allowed_hosts()
         .with_cancellation_token(rmcp_stop.clone());
     let handler_state = Arc::clone(&state);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use rmcp::ServiceExt;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::MoatServer;
@@ -26,7 +27,10 @@ pub async fn serve(state: Arc<ServerState>, shutdown: CancellationToken) -> Resu
     let handler = MoatServer::new(Arc::clone(&state));
     // The service gets its own token, not a child of `shutdown`: cancelling
     // it cancels every request, and runs must first get their grace period.
-    let serving = handler.serve_with_ct(rmcp::transport::stdio_pipes(), CancellationToken::new());
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    let transport = AsyncRwTransport::new_server(stdin, stdout)
+        .with_max_line_length(state.config.max_request_bytes);
+    let serving = handler.serve_with_ct(transport, CancellationToken::new());
     let served = tokio::select! {
         served = serving => served,
         // A signal during the handshake is a clean stop, not a failure.
