@@ -1,4 +1,10 @@
 //! Errors of the audit trail.
+//!
+//! Each variant puts its cause in its own message and does not return it
+//! as [`std::error::Error::source`]. rusqlite's errors repeat their message
+//! in their source ("database is locked: Error code 5: database is
+//! locked"), so a chain rendered with `{:#}` would show the cause two or
+//! three times.
 
 use std::path::PathBuf;
 
@@ -7,13 +13,13 @@ use std::path::PathBuf;
 pub enum AuditError {
     /// The store's directory could not be created.
     #[error(
-        "cannot create the audit store's directory {path}: {source}; pass --audit-db with a writable path"
+        "cannot create the audit store's directory {path}: {cause}; pass --audit-db with a writable path"
     )]
     CreateDir {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A store opened for reading does not exist.
     #[error(
@@ -23,17 +29,39 @@ pub enum AuditError {
         /// The file.
         path: PathBuf,
     },
-    /// SQLite refused to open the file or set it up.
+    /// The path names something other than a regular file, such as a
+    /// directory or a device.
     #[error(
-        "cannot open the audit store {path}: {source}; check that the path is a writable file, or pass --audit-db with another"
+        "the audit store {path} is not a regular file ({found}); pass --audit-db with the path of a file"
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// The kind of file the path names instead.
+        found: String,
+    },
+    /// SQLite could not open the file for writing or set it up.
+    #[error(
+        "cannot open the audit store {path}: {cause}; check that the path is a writable file, or pass --audit-db with another"
     )]
     Open {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    /// The file is not a moat audit store, or one of a newer format.
+    /// SQLite could not open the file for reading.
+    #[error(
+        "cannot open the audit store {path} for reading: {cause}; check that the file is readable and that moat run or moat serve wrote it"
+    )]
+    OpenReadOnly {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        cause: rusqlite::Error,
+    },
+    /// The file is not a moat audit store, or one of a newer format, or a
+    /// store whose tables were changed.
     #[error("{path} is not a moat audit store this version can use: {reason}")]
     Format {
         /// The file.
@@ -42,23 +70,35 @@ pub enum AuditError {
         reason: String,
     },
     /// A record could not be written.
-    #[error("cannot write to the audit store {path}: {source}")]
+    #[error("cannot write to the audit store {path}: {cause}")]
     Write {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
+    },
+    /// A record was written, but the store did not keep it as written: a
+    /// change to the store outside moat (a trigger, say) dropped or altered
+    /// it.
+    #[error("the audit store {path} did not keep record {seq} as written: {reason}")]
+    NotKept {
+        /// The file.
+        path: PathBuf,
+        /// The record's position.
+        seq: u64,
+        /// The difference between the row written and the store's result.
+        reason: String,
     },
     /// Records could not be read.
-    #[error("cannot read the audit store {path}: {source}")]
+    #[error("cannot read the audit store {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    /// A stored record does not parse.
-    #[error("record {seq} in {path} does not parse: {reason}")]
+    /// A record could not be serialized.
+    #[error("record {seq} for {path} cannot be serialized: {reason}")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -67,13 +107,24 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// An export or report would be written over the store or one of its
+    /// SQLite files.
+    #[error(
+        "cannot write to {output}: it is the audit store {store} or one of its -wal, -shm and -journal files; choose another output path"
+    )]
+    OutputIsStore {
+        /// The output path as given.
+        output: PathBuf,
+        /// The store's path.
+        store: PathBuf,
+    },
     /// Writing an export or report failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Output {
         /// The file or directory.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A request is invalid (a filter, a range, a destination).
     #[error("{0}")]

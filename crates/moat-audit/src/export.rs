@@ -13,22 +13,26 @@
 //!                    format `sha256sum -c` reads
 //! ```
 //!
-//! The bundle is written to a temporary directory beside the destination
-//! and renamed into place, so a failed export leaves nothing behind. All
-//! reads happen in one SQLite read transaction, so the bundle shows one
-//! state of a store that `moat serve` may be appending to.
+//! The bundle is written to a temporary directory and then moved into
+//! place, so a failed export leaves nothing behind. All reads happen in one
+//! SQLite read transaction, so the bundle shows one state of a store that
+//! `moat serve` may be appending to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use moat_policy::LoadedPolicy;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::capture::sha256_hex;
 use crate::error::AuditError;
-use crate::query::{Filter, Kind, Listed, Order, StoredEntry, execution_entries, list_in};
+use crate::filter::{Filter, Kind};
+use crate::output::{check_destination, check_output, move_into, sync_dir};
+use crate::query::{Listed, StoredEntry, select_in};
 use crate::record::Event;
 use crate::store::{AuditStore, now_rfc3339};
 use crate::summary_csv::summary_csv;
@@ -47,6 +51,10 @@ pub(crate) struct Gathered {
     /// The selected records, and the `execution_started` record of each
     /// selected finished execution, by number.
     pub records: Vec<StoredEntry>,
+    /// Records whose indexed columns disagree with their bodies.
+    pub index_mismatches: Vec<u64>,
+    /// Damaged records that the filter's conditions left out.
+    pub damaged_left_out: Vec<u64>,
 }
 
 /// Reads the selection of `filter` and verifies the chain, in one read
@@ -66,25 +74,27 @@ fn gather_in(
     filter: &Filter,
 ) -> Result<Gathered, AuditError> {
     let verification = verify_in(connection, store, None)?;
-    let listing = list_in(connection, store, filter, Order::OldestFirst, None)?;
+    let with_starts = filter.kind == Kind::Execution;
+    let selection = select_in(connection, store, filter, with_starts)?;
 
     let mut records: BTreeMap<u64, StoredEntry> = BTreeMap::new();
-    for listed in &listing.entries {
+    for listed in &selection.listing.entries {
         records.insert(listed.entry.seq, listed.entry.clone());
-        if filter.kind == Kind::Execution
-            && let Event::Execution(execution) = &listed.entry.body.event
+        if let Some(execution) = listed.entry.execution()
+            && let Some(starts) = selection.starts.get(&execution.execution_id)
         {
-            for entry in execution_entries(connection, store, &execution.execution_id)? {
-                if matches!(entry.body.event, Event::ExecutionStarted(_)) {
-                    records.insert(entry.seq, entry);
-                }
+            for start in starts {
+                records.insert(start.seq, start.clone());
             }
         }
     }
+    let listing = selection.listing;
     Ok(Gathered {
         verification,
         selected: listing.entries,
         records: records.into_values().collect(),
+        index_mismatches: listing.index_mismatches,
+        damaged_left_out: listing.damaged_left_out,
     })
 }
 
@@ -95,6 +105,9 @@ pub struct SelectionCheck {
     pub records: usize,
     /// Records whose body does not hash to their stored hash.
     pub hash_mismatches: Vec<u64>,
+    /// Records whose body is not a valid record, so that their links
+    /// cannot be checked.
+    pub damaged: Vec<u64>,
     /// Pairs of consecutive records (N and N + 1) that are both in the
     /// selection and whose link holds.
     pub linked_pairs: usize,
@@ -112,6 +125,7 @@ pub(crate) fn check_selection(records: &[StoredEntry], chain: &Verification) -> 
     let mut check = SelectionCheck {
         records: records.len(),
         hash_mismatches: Vec::new(),
+        damaged: Vec::new(),
         linked_pairs: 0,
         broken_links: Vec::new(),
         outside_verified_chain: Vec::new(),
@@ -122,12 +136,17 @@ pub(crate) fn check_selection(records: &[StoredEntry], chain: &Verification) -> 
         if !entry.hash_matches() {
             check.hash_mismatches.push(entry.seq);
         }
-        if let Some(previous) = previous
-            && previous.seq + 1 == entry.seq
-        {
-            match entry.body.prev_hash == previous.hash {
-                true => check.linked_pairs += 1,
-                false => check.broken_links.push(entry.seq),
+        match entry.record() {
+            None => check.damaged.push(entry.seq),
+            Some(body) => {
+                if let Some(previous) = previous
+                    && previous.seq + 1 == entry.seq
+                {
+                    match body.prev_hash == previous.hash {
+                        true => check.linked_pairs += 1,
+                        false => check.broken_links.push(entry.seq),
+                    }
+                }
             }
         }
         if !chain.covers(entry.seq) {
@@ -136,6 +155,7 @@ pub(crate) fn check_selection(records: &[StoredEntry], chain: &Verification) -> 
         previous = Some(entry);
     }
     check.all_link = check.hash_mismatches.is_empty()
+        && check.damaged.is_empty()
         && check.broken_links.is_empty()
         && check.outside_verified_chain.is_empty();
     check
@@ -150,11 +170,16 @@ pub struct PolicyFile {
     pub name: Option<String>,
     /// Path inside the bundle.
     pub file: String,
-    /// Whether the SHA-256 of the kept text is `sha256`. A mismatch means
-    /// the `policies` table was edited.
+    /// Whether the SHA-256 of the text is `sha256`. A mismatch means the
+    /// `policies` table was edited.
     pub text_matches_sha256: bool,
-    /// The text is empty: moat's built-in default policy.
+    /// The text is that of a policy built into moat rather than read from
+    /// a file: the empty default policy, or one the exporting program
+    /// names, such as the CI policy of `moat check`.
     pub builtin: bool,
+    /// The text came from the store. A built-in policy that the store does
+    /// not keep is written from moat's own copy, which matches its SHA-256.
+    pub kept_in_store: bool,
 }
 
 /// Counts and checks of the bundle that [`export`] wrote.
@@ -172,8 +197,15 @@ pub struct ExportSummary {
     pub session_records: usize,
     /// Policies written.
     pub policies: Vec<PolicyFile>,
-    /// Policies the records name whose text the store does not keep.
+    /// Policies the records name whose text the store does not keep and
+    /// moat does not have built in.
     pub missing_policies: Vec<String>,
+    /// Damaged records in `records.jsonl`.
+    pub damaged: Vec<u64>,
+    /// Damaged records that the filter's conditions left out.
+    pub damaged_left_out: Vec<u64>,
+    /// Records whose indexed columns disagree with their bodies.
+    pub index_mismatches: Vec<u64>,
     /// The whole chain, checked.
     pub verification: Verification,
     /// The selection, checked.
@@ -183,35 +215,50 @@ pub struct ExportSummary {
 }
 
 /// Writes the evidence bundle of `filter`'s selection to `out_dir`, which
-/// must not exist or be an empty directory. The bundle is written even when
-/// the chain is broken, and `verification.json` names the first failing
-/// record.
+/// must not exist or be an empty directory, and must not be the store or
+/// one of its SQLite files. The bundle is written even when the chain is
+/// broken, and `verification.json` names the first failing record.
+///
+/// `builtin_policies` are the texts of policies built into the calling
+/// program besides the empty default policy, such as the CI policy of
+/// `moat check`. The bundle marks them as built in, and writes them when
+/// the store does not keep them.
 pub fn export(
     store: &AuditStore,
     filter: &Filter,
     out_dir: &Path,
+    builtin_policies: &[&str],
 ) -> Result<ExportSummary, AuditError> {
-    let replace_empty_dir = check_destination(out_dir)?;
-    let parent = match out_dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
+    let destination = check_output(store, out_dir)?;
+    let existing_empty_dir = check_destination(&destination, out_dir)?;
+    let Some(parent) = destination.parent().map(Path::to_path_buf) else {
+        return Err(AuditError::Invalid(format!(
+            "cannot export to {}: choose a new directory",
+            out_dir.display()
+        )));
     };
-    std::fs::create_dir_all(&parent).map_err(|source| AuditError::Output {
-        path: parent.clone(),
-        source,
+    // A bundle for an existing directory is staged inside it, so that only
+    // that directory needs to be writable.
+    let staging_parent = match existing_empty_dir {
+        true => destination.clone(),
+        false => parent.clone(),
+    };
+    std::fs::create_dir_all(&staging_parent).map_err(|cause| AuditError::Output {
+        path: staging_parent.clone(),
+        cause,
     })?;
     let staging = tempfile::Builder::new()
         .prefix(".moat-export-")
-        .tempdir_in(&parent)
-        .map_err(|source| AuditError::Output {
-            path: parent.clone(),
-            source,
+        .tempdir_in(&staging_parent)
+        .map_err(|cause| AuditError::Output {
+            path: staging_parent.clone(),
+            cause,
         })?;
 
     let (gathered, policies) = store.with_connection(|connection| {
         let transaction = connection.transaction().map_err(|e| store.read_error(e))?;
         let gathered = gather_in(&transaction, store, filter)?;
-        let policies = read_policies(&transaction, store, &gathered.records)?;
+        let policies = read_policies(&transaction, store, &gathered.records, builtin_policies)?;
         transaction.commit().map_err(|e| store.read_error(e))?;
         Ok::<_, AuditError>((gathered, policies))
     })?;
@@ -219,54 +266,35 @@ pub fn export(
     let mut summary = write_bundle(staging.path(), store, filter, &gathered, &policies)?;
     summary.out_dir = out_dir.to_path_buf();
 
-    let staged = staging.keep();
-    if replace_empty_dir {
-        // rename(2) may replace an empty directory, but Windows cannot.
-        if let Err(source) = std::fs::remove_dir(out_dir) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(AuditError::Output {
-                path: out_dir.to_path_buf(),
-                source,
-            });
-        }
+    if existing_empty_dir {
+        move_into(staging, &destination)?;
+        sync_dir(&destination);
+        return Ok(summary);
     }
-    if let Err(source) = std::fs::rename(&staged, out_dir) {
+    let staged = staging.keep();
+    if let Err(cause) = std::fs::rename(&staged, &destination) {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(AuditError::Output {
             path: out_dir.to_path_buf(),
-            source,
+            cause,
         });
     }
     sync_dir(&parent);
     Ok(summary)
 }
 
-/// Rejects a destination that contains anything, and returns whether it is
-/// an existing empty directory.
-fn check_destination(out_dir: &Path) -> Result<bool, AuditError> {
-    match std::fs::read_dir(out_dir) {
-        Ok(mut entries) => match entries.next() {
-            None => Ok(true),
-            Some(_) => Err(AuditError::Invalid(format!(
-                "cannot export to {}: the directory is not empty; choose a new directory",
-                out_dir.display()
-            ))),
-        },
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(_) if out_dir.exists() => Err(AuditError::Invalid(format!(
-            "cannot export to {}: it exists and is not a directory; choose a new directory",
-            out_dir.display()
-        ))),
-        Err(source) => Err(AuditError::Output {
-            path: out_dir.to_path_buf(),
-            source,
-        }),
-    }
+/// A policy text for `policies/`, and where it came from.
+struct PolicyText {
+    sha256: String,
+    name: Option<String>,
+    text: Vec<u8>,
+    builtin: bool,
+    kept_in_store: bool,
 }
 
-/// The kept policy texts, by SHA-256, and the names of those missing.
+/// The policy texts to write, by SHA-256, and the SHA-256 of those missing.
 struct Policies {
-    found: Vec<(String, Option<String>, String)>,
+    found: Vec<PolicyText>,
     missing: Vec<String>,
 }
 
@@ -274,35 +302,86 @@ fn read_policies(
     connection: &Connection,
     store: &AuditStore,
     records: &[StoredEntry],
+    builtin_policies: &[&str],
 ) -> Result<Policies, AuditError> {
-    let mut referenced: BTreeMap<String, ()> = BTreeMap::new();
+    let default_text = LoadedPolicy::builtin().text;
+    let mut builtin_texts: Vec<&str> = vec![default_text.as_str()];
+    builtin_texts.extend(builtin_policies.iter().copied());
+
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
     for entry in records {
-        let policy = match &entry.body.event {
-            Event::ExecutionStarted(start) => &start.policy,
-            Event::Execution(execution) => &execution.policy,
+        let policy = match entry.event() {
+            Some(Event::ExecutionStarted(start)) => &start.policy,
+            Some(Event::Execution(execution)) => &execution.policy,
             _ => continue,
         };
-        referenced.insert(policy.sha256.clone(), ());
+        referenced.insert(policy.sha256.clone());
     }
     let mut policies = Policies {
         found: Vec::new(),
         missing: Vec::new(),
     };
-    for sha256 in referenced.into_keys() {
-        let row: Option<(Option<String>, String)> = connection
+    for sha256 in referenced {
+        // The key names a file in the bundle, and a damaged or forged
+        // record may give anything.
+        if !is_sha256_hex(&sha256) {
+            policies.missing.push(sha256);
+            continue;
+        }
+        let row: Option<(Option<String>, Vec<u8>)> = connection
             .query_row(
                 "SELECT name, text FROM policies WHERE sha256 = ?1",
                 params![sha256],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    let name = match row.get_ref(0)? {
+                        ValueRef::Text(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                        _ => None,
+                    };
+                    let text = match row.get_ref(1)? {
+                        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+                        _ => Vec::new(),
+                    };
+                    Ok((name, text))
+                },
             )
             .optional()
             .map_err(|e| store.read_error(e))?;
+        let is_builtin = |text: &[u8]| builtin_texts.iter().any(|b| b.as_bytes() == text);
         match row {
-            Some((name, text)) => policies.found.push((sha256, name, text)),
-            None => policies.missing.push(sha256),
+            Some((name, text)) => policies.found.push(PolicyText {
+                builtin: sha256_hex(&text) == sha256 && is_builtin(&text),
+                sha256,
+                name,
+                text,
+                kept_in_store: true,
+            }),
+            None => {
+                let known = builtin_texts
+                    .iter()
+                    .find(|text| sha256_hex(text.as_bytes()) == sha256);
+                match known {
+                    Some(text) => policies.found.push(PolicyText {
+                        sha256,
+                        name: None,
+                        text: text.as_bytes().to_vec(),
+                        builtin: true,
+                        kept_in_store: false,
+                    }),
+                    None => policies.missing.push(sha256),
+                }
+            }
         }
     }
     Ok(policies)
+}
+
+/// Checks whether `text` is a SHA-256 in lower-case hex, as records name
+/// policies.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// One file of the bundle, for the manifest.
@@ -319,6 +398,7 @@ struct Counts {
     executions: usize,
     unfinished: usize,
     session_records: usize,
+    damaged: usize,
     policies: usize,
 }
 
@@ -328,6 +408,7 @@ struct ChainState<'a> {
     records: u64,
     head: Option<&'a Head>,
     first_failure: Option<&'a str>,
+    store_failures: Vec<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -342,6 +423,9 @@ struct Manifest<'a> {
     chain: ChainState<'a>,
     policies: &'a [PolicyFile],
     missing_policies: &'a [String],
+    damaged_records: &'a [u64],
+    damaged_records_left_out: &'a [u64],
+    index_mismatches: &'a [u64],
     files: &'a [FileDigest],
 }
 
@@ -351,12 +435,40 @@ struct VerificationFile<'a> {
     selection: &'a SelectionCheck,
 }
 
-/// One line of `records.jsonl`.
+/// One line of `records.jsonl`. A damaged record keeps its stored body
+/// too, as text, or as hex when it is not UTF-8, with why it is damaged.
 #[derive(Debug, Serialize)]
 struct RecordLine<'a> {
     seq: u64,
     hash: &'a str,
-    body: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damaged: Option<&'a str>,
+}
+
+impl<'a> RecordLine<'a> {
+    fn of(entry: &'a StoredEntry) -> RecordLine<'a> {
+        let body = entry.body_text();
+        RecordLine {
+            seq: entry.seq,
+            hash: &entry.hash,
+            body,
+            body_hex: match body {
+                Some(_) => None,
+                None => Some(
+                    entry
+                        .body_bytes
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect(),
+                ),
+            },
+            damaged: entry.damage(),
+        }
+    }
 }
 
 /// Writes files into a bundle directory and keeps their digests.
@@ -368,9 +480,9 @@ struct BundleWriter<'a> {
 impl BundleWriter<'_> {
     fn write(&mut self, relative: &str, bytes: &[u8]) -> Result<(), AuditError> {
         let path = self.dir.join(relative);
-        let output_error = |source| AuditError::Output {
+        let output_error = |cause| AuditError::Output {
             path: path.clone(),
-            source,
+            cause,
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(output_error)?;
@@ -404,11 +516,7 @@ fn write_bundle(
 
     let mut jsonl = String::new();
     for entry in &gathered.records {
-        let line = RecordLine {
-            seq: entry.seq,
-            hash: &entry.hash,
-            body: &entry.body_json,
-        };
+        let line = RecordLine::of(entry);
         jsonl.push_str(&serde_json::to_string(&line).map_err(serialize_error)?);
         jsonl.push('\n');
     }
@@ -418,15 +526,16 @@ fn write_bundle(
     writer.write("summary.csv", csv.as_bytes())?;
 
     let mut policy_files = Vec::new();
-    for (sha256, name, text) in &policies.found {
-        let file = format!("policies/{sha256}.toml");
-        writer.write(&file, text.as_bytes())?;
+    for policy in &policies.found {
+        let file = format!("policies/{}.toml", policy.sha256);
+        writer.write(&file, &policy.text)?;
         policy_files.push(PolicyFile {
-            sha256: sha256.clone(),
-            name: name.clone(),
+            sha256: policy.sha256.clone(),
+            name: policy.name.clone(),
             file,
-            text_matches_sha256: sha256_hex(text.as_bytes()) == *sha256,
-            builtin: text.is_empty(),
+            text_matches_sha256: sha256_hex(&policy.text) == policy.sha256,
+            builtin: policy.builtin,
+            kept_in_store: policy.kept_in_store,
         });
     }
 
@@ -445,7 +554,11 @@ fn write_bundle(
     let session_records = gathered
         .records
         .iter()
-        .filter(|entry| entry.body.event.execution_id().is_none())
+        .filter(|entry| {
+            entry
+                .event()
+                .is_some_and(|event| event.execution_id().is_none())
+        })
         .count();
     let chain = &gathered.verification;
     let manifest = Manifest {
@@ -460,6 +573,7 @@ fn write_bundle(
             executions,
             unfinished,
             session_records,
+            damaged: selection.damaged.len(),
             policies: policy_files.len(),
         },
         chain: ChainState {
@@ -467,9 +581,17 @@ fn write_bundle(
             records: chain.records,
             head: chain.head.as_ref(),
             first_failure: chain.first_failure.as_ref().map(|f| f.message.as_str()),
+            store_failures: chain
+                .store_failures
+                .iter()
+                .map(|failure| failure.message.as_str())
+                .collect(),
         },
         policies: &policy_files,
         missing_policies: &policies.missing,
+        damaged_records: &selection.damaged,
+        damaged_records_left_out: &gathered.damaged_left_out,
+        index_mismatches: &gathered.index_mismatches,
         files: &writer.files,
     };
     let mut manifest_json = serde_json::to_string_pretty(&manifest).map_err(serialize_error)?;
@@ -491,20 +613,13 @@ fn write_bundle(
         session_records,
         policies: policy_files,
         missing_policies: policies.missing.clone(),
+        damaged: selection.damaged.clone(),
+        damaged_left_out: gathered.damaged_left_out.clone(),
+        index_mismatches: gathered.index_mismatches.clone(),
         verification: gathered.verification.clone(),
         selection,
         manifest_sha256,
     })
-}
-
-/// Flushes a directory's entries to disk where the platform allows it.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// `README.txt` of every bundle.

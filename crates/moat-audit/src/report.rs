@@ -2,15 +2,19 @@
 //! external resources) that shows a selection to a compliance analyst.
 //!
 //! Every value taken from a record is HTML-escaped, because records hold
-//! model-written code, guest output and client-supplied names. Attributes
-//! hold only values moat generates (record numbers, fixed class names).
+//! model-written code, guest output and client-supplied names. Control
+//! characters and bidirectional formatting characters are shown as visible
+//! `\u{..}` escapes, so that the code on the page reads in the order it
+//! ran. Attributes hold only values moat generates (record numbers, fixed
+//! class names).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::error::AuditError;
 use crate::export::{Gathered, gather};
-use crate::query::{Filter, Listed, UNFINISHED};
+use crate::filter::{DAMAGED, Filter, UNFINISHED};
+use crate::query::{Listed, StoredEntry};
 use crate::record::{Actor, Captured, EgressAttempt, Event, Execution, FileRef};
 use crate::store::{AuditStore, now_rfc3339};
 use crate::summary_csv::capture_name;
@@ -52,7 +56,11 @@ pub fn report(store: &AuditStore, filter: &Filter) -> Result<Report, AuditError>
     })
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
+/// Escapes text for HTML element content. Markup characters become
+/// entities. Control characters other than newline and tab (NUL, ESC, CR,
+/// C1 controls) and bidirectional formatting characters become a marked
+/// `\u{..}` escape, as `moat audit show` prints them, because a browser
+/// would hide them or reorder the text around them.
 pub fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -62,10 +70,26 @@ pub fn escape_html(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
+            '\n' | '\t' => escaped.push(c),
+            c if is_hidden_character(c) => {
+                escaped.push_str("<span class=\"ctl\">");
+                escaped.extend(c.escape_unicode());
+                escaped.push_str("</span>");
+            }
             c => escaped.push(c),
         }
     }
     escaped
+}
+
+/// Checks whether `c` is a control character or changes the direction of
+/// the text around it (the marks and embeddings, overrides and isolates of
+/// Unicode's bidirectional algorithm).
+fn is_hidden_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    ) || c.is_control()
 }
 
 const STYLE: &str = "
@@ -97,6 +121,7 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.5rem; margin: 0
 .card { border: 1px solid #d0d7de; border-radius: 4px; padding: 0.4rem 0.8rem; min-width: 8rem; }
 .card b { display: block; font-size: 1.5rem; }
 nav a { margin-right: 1rem; }
+.ctl { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 2px; }
 ";
 
 /// Builds the page from records already read and verified.
@@ -120,6 +145,7 @@ pub(crate) fn render(
     slowest(&mut page, &gathered.selected);
     failing(&mut page, &gathered.selected);
     records(&mut page, gathered);
+    damaged(&mut page, gathered);
 
     page.push_str("</body>\n</html>\n");
     page
@@ -162,6 +188,22 @@ fn header(page: &mut String, gathered: &Gathered, filter: &Filter, store: &str, 
             );
         }
     }
+    if !chain.store_failures.is_empty() {
+        page.push_str(
+            "<div class=\"status broken\">The store fails verification outside the chain:<ul>\n",
+        );
+        for failure in &chain.store_failures {
+            let _ = writeln!(page, "<li>{}</li>", esc(&failure.message));
+        }
+        page.push_str("</ul></div>\n");
+    }
+    if !gathered.index_mismatches.is_empty() {
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">Indexed columns that disagree with the body, so they were edited: {}. This report selected records by their bodies.</p>",
+            esc(&numbers_phrase(&gathered.index_mismatches))
+        );
+    }
 
     page.push_str("<table class=\"kv\">\n");
     let range = |value: &Option<String>| value.clone().unwrap_or_else(|| "(open)".to_owned());
@@ -189,7 +231,7 @@ fn header(page: &mut String, gathered: &Gathered, filter: &Filter, store: &str, 
     }
     page.push_str("</table>\n");
     page.push_str(
-        "<nav><a href=\"#summary\">Summary</a><a href=\"#per-day\">Per day</a><a href=\"#denied-egress\">Denied egress</a><a href=\"#slowest\">Slowest runs</a><a href=\"#failing\">Failing runs</a><a href=\"#records\">Records</a></nav>\n",
+        "<nav><a href=\"#summary\">Summary</a><a href=\"#per-day\">Per day</a><a href=\"#denied-egress\">Denied egress</a><a href=\"#slowest\">Slowest runs</a><a href=\"#failing\">Failing runs</a><a href=\"#records\">Records</a><a href=\"#damaged\">Damaged records</a></nav>\n",
     );
 }
 
@@ -200,13 +242,11 @@ fn kv(page: &mut String, label: &str, html: &str) {
 /// Returns the executions of a selection: finished ones and unfinished
 /// starts.
 fn executions(selected: &[Listed]) -> impl Iterator<Item = &Listed> {
-    selected
-        .iter()
-        .filter(|listed| match listed.entry.body.event {
-            Event::Execution(_) => true,
-            Event::ExecutionStarted(_) => listed.unfinished,
-            _ => false,
-        })
+    selected.iter().filter(|listed| match listed.entry.event() {
+        Some(Event::Execution(_)) => true,
+        Some(Event::ExecutionStarted(_)) => listed.unfinished,
+        _ => false,
+    })
 }
 
 fn is_failing(listed: &Listed) -> bool {
@@ -229,7 +269,16 @@ fn summary(page: &mut String, gathered: &Gathered) {
     }
     let sessions = selected
         .iter()
-        .filter(|listed| listed.entry.body.event.execution_id().is_none())
+        .filter(|listed| {
+            listed
+                .entry
+                .event()
+                .is_some_and(|event| event.execution_id().is_none())
+        })
+        .count();
+    let damaged = selected
+        .iter()
+        .filter(|listed| listed.entry.record().is_none())
         .count();
     let unfinished = outcomes.get(UNFINISHED).copied().unwrap_or(0);
     let failing = executions(selected).filter(|l| is_failing(l)).count();
@@ -246,6 +295,7 @@ fn summary(page: &mut String, gathered: &Gathered) {
         ("egress denied", egress.get("denied").copied().unwrap_or(0)),
         ("egress failed", egress.get("failed").copied().unwrap_or(0)),
         ("session records", sessions),
+        ("damaged records", damaged),
     ];
     for (label, count) in cards {
         let _ = writeln!(page, "<div class=\"card\"><b>{count}</b>{label}</div>");
@@ -281,7 +331,10 @@ fn per_day(page: &mut String, selected: &[Listed]) {
     page.push_str("<h2 id=\"per-day\">Executions per day (UTC)</h2>\n");
     let mut days: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for listed in executions(selected) {
-        let time = &listed.entry.body.time;
+        let Some(body) = listed.entry.record() else {
+            continue;
+        };
+        let time = &body.time;
         let day = time.get(..10).unwrap_or(time);
         let counts = days.entry(day).or_default();
         counts.0 += 1;
@@ -366,19 +419,20 @@ fn denied_egress(page: &mut String, selected: &[Listed]) {
 
 fn run_row(page: &mut String, listed: &Listed, detail: &str) {
     let entry = &listed.entry;
-    let (language, duration) = match &entry.body.event {
-        Event::Execution(execution) => (
+    let (language, duration) = match entry.event() {
+        Some(Event::Execution(execution)) => (
             execution.language.as_str(),
             format_duration(execution.duration_ms),
         ),
-        Event::ExecutionStarted(start) => (start.language.as_str(), String::new()),
+        Some(Event::ExecutionStarted(start)) => (start.language.as_str(), String::new()),
         _ => ("", String::new()),
     };
+    let time = entry.record().map(|body| body.time.as_str()).unwrap_or("");
     let _ = writeln!(
         page,
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
         record_link(entry.seq),
-        esc(&entry.body.time),
+        esc(time),
         esc(language),
         outcome_html(listed.status()),
         esc(&duration),
@@ -446,8 +500,12 @@ fn failure_reason(execution: &Execution) -> String {
 
 fn records(page: &mut String, gathered: &Gathered) {
     page.push_str("<h2 id=\"records\">Records</h2>\n");
-    if gathered.records.is_empty() {
-        page.push_str("<p class=\"note\">No records in this selection.</p>\n");
+    if gathered
+        .records
+        .iter()
+        .all(|entry| entry.record().is_none())
+    {
+        page.push_str("<p class=\"note\">No valid records in this selection.</p>\n");
         return;
     }
     let unfinished: BTreeMap<u64, bool> = gathered
@@ -458,14 +516,17 @@ fn records(page: &mut String, gathered: &Gathered) {
     // Where each execution's records are, to link its start and its end.
     let mut by_execution: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for entry in &gathered.records {
-        if let Some(id) = entry.body.event.execution_id() {
+        if let Some(id) = entry.event().and_then(|event| event.execution_id()) {
             by_execution.entry(id).or_default().push(entry.seq);
         }
     }
 
     for entry in &gathered.records {
         let seq = entry.seq;
-        let event = &entry.body.event;
+        let Some(body) = entry.record() else {
+            continue;
+        };
+        let event = &body.event;
         let title = match event {
             Event::Execution(execution) => format!(
                 "execution {} · {} · {}",
@@ -494,7 +555,7 @@ fn records(page: &mut String, gathered: &Gathered) {
             page,
             "<section class=\"record\" id=\"record-{seq}\">\n<h3>Record {seq} · {title}</h3>\n<table class=\"kv\">\n"
         );
-        kv(page, "Recorded at", &esc(&entry.body.time));
+        kv(page, "Recorded at", &esc(&body.time));
         kv(page, "Kind", &esc(event.kind()));
         let sibling_links: Vec<String> = event
             .execution_id()
@@ -543,7 +604,7 @@ fn records(page: &mut String, gathered: &Gathered) {
             "Record hash",
             &format!("{}{hash_note}", code(&entry.hash)),
         );
-        kv(page, "Previous hash", &code(&entry.body.prev_hash));
+        kv(page, "Previous hash", &code(&body.prev_hash));
         page.push_str("</table>\n");
 
         match event {
@@ -554,6 +615,71 @@ fn records(page: &mut String, gathered: &Gathered) {
             _ => {}
         }
         page.push_str("<p><a href=\"#top\">Back to top</a></p>\n</section>\n");
+    }
+}
+
+/// Shows the damaged records of the selection with their stored bodies.
+fn damaged(page: &mut String, gathered: &Gathered) {
+    page.push_str("<h2 id=\"damaged\">Damaged records</h2>\n");
+    if !gathered.damaged_left_out.is_empty() {
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">Left out as damaged: {}. The filter has conditions on the content of records, and a damaged record's content cannot be read.</p>",
+            esc(&numbers_phrase(&gathered.damaged_left_out))
+        );
+    }
+    let damaged: Vec<&StoredEntry> = gathered
+        .records
+        .iter()
+        .filter(|entry| entry.record().is_none())
+        .collect();
+    if damaged.is_empty() {
+        page.push_str("<p class=\"note\">No record in this selection is damaged.</p>\n");
+        return;
+    }
+    page.push_str("<p class=\"note\">The body of each record below is not a valid audit record, so none of its fields can be shown. The stored body is shown as it is, and its hash can still be checked.</p>\n");
+    for entry in damaged {
+        let seq = entry.seq;
+        let _ = write!(
+            page,
+            "<section class=\"record\" id=\"record-{seq}\">\n<h3>Record {seq} · {}</h3>\n<table class=\"kv\">\n",
+            outcome_html(DAMAGED)
+        );
+        kv(page, "Problem", &esc(entry.damage().unwrap_or("")));
+        let hash_note = match entry.hash_matches() {
+            true => " (matches the stored body)",
+            false => " <span class=\"bad\">does not match the stored body</span>",
+        };
+        kv(
+            page,
+            "Record hash",
+            &format!("{}{hash_note}", code(&entry.hash)),
+        );
+        page.push_str("</table>\n<h4>Stored body</h4>\n");
+        let body = match entry.body_text() {
+            Some(text) => esc(text),
+            None => {
+                let hex: String = entry
+                    .body_bytes
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("(not UTF-8; in hex) {hex}")
+            }
+        };
+        let _ = writeln!(page, "<pre>{body}</pre>");
+        page.push_str("<p><a href=\"#top\">Back to top</a></p>\n</section>\n");
+    }
+}
+
+/// Names records by number: "record 6", "records 6 and 9", "records 6, 7
+/// and 9", with the verb's number left to the caller.
+pub(crate) fn numbers_phrase(numbers: &[u64]) -> String {
+    let texts: Vec<String> = numbers.iter().map(u64::to_string).collect();
+    match texts.as_slice() {
+        [] => "no records".to_owned(),
+        [one] => format!("record {one}"),
+        [rest @ .., last] => format!("records {} and {last}", rest.join(", ")),
     }
 }
 

@@ -1,6 +1,8 @@
-//! `summary.csv` of an evidence bundle: one row per execution.
+//! `summary.csv` of an evidence bundle: one row per execution, and one per
+//! damaged record.
 
-use crate::query::{Listed, UNFINISHED};
+use crate::filter::{DAMAGED, UNFINISHED};
+use crate::query::Listed;
 use crate::record::{Capture, Event};
 
 const CSV_HEADER: [&str; 31] = [
@@ -38,7 +40,9 @@ const CSV_HEADER: [&str; 31] = [
 ];
 
 /// Renders one CSV row per execution in `selected`, and returns it with
-/// the number of executions and of unfinished ones.
+/// the number of executions and of unfinished ones. A damaged record gets
+/// a row with only its number, the outcome `damaged` and its hash, and is
+/// not counted as an execution.
 pub(crate) fn summary_csv(selected: &[Listed]) -> (String, usize, usize) {
     let mut csv = String::new();
     push_row(&mut csv, CSV_HEADER.iter().map(|name| Cell::Plain(name)));
@@ -46,8 +50,21 @@ pub(crate) fn summary_csv(selected: &[Listed]) -> (String, usize, usize) {
     let mut unfinished = 0;
     for listed in selected {
         let entry = &listed.entry;
-        let row = match &entry.body.event {
-            Event::Execution(execution) => {
+        let time = entry.record().map(|body| body.time.as_str()).unwrap_or("");
+        let row = match entry.event() {
+            None => {
+                let mut row: Vec<Cell<'_>> = vec![Cell::Owned(entry.seq.to_string())];
+                for name in &CSV_HEADER[1..CSV_HEADER.len() - 1] {
+                    row.push(Cell::Plain(match *name {
+                        "outcome" => DAMAGED,
+                        _ => "",
+                    }));
+                }
+                row.push(Cell::Text(&entry.hash));
+                push_row(&mut csv, row.into_iter());
+                continue;
+            }
+            Some(Event::Execution(execution)) => {
                 let actor = &execution.actor;
                 let count = |decision: &str| {
                     execution
@@ -63,7 +80,7 @@ pub(crate) fn summary_csv(selected: &[Listed]) -> (String, usize, usize) {
                 hosts.dedup();
                 vec![
                     Cell::Owned(entry.seq.to_string()),
-                    Cell::Text(&entry.body.time),
+                    Cell::Text(time),
                     Cell::Text(&execution.execution_id),
                     Cell::Text(execution.session_id.as_deref().unwrap_or("")),
                     Cell::Text(&execution.started_at),
@@ -106,15 +123,15 @@ pub(crate) fn summary_csv(selected: &[Listed]) -> (String, usize, usize) {
                     Cell::Text(&entry.hash),
                 ]
             }
-            Event::ExecutionStarted(start) if listed.unfinished => {
+            Some(Event::ExecutionStarted(start)) if listed.unfinished => {
                 unfinished += 1;
                 let actor = &start.actor;
                 vec![
                     Cell::Owned(entry.seq.to_string()),
-                    Cell::Text(&entry.body.time),
+                    Cell::Text(time),
                     Cell::Text(&start.execution_id),
                     Cell::Text(start.session_id.as_deref().unwrap_or("")),
-                    Cell::Text(&entry.body.time),
+                    Cell::Text(time),
                     Cell::Text(actor.principal.as_deref().unwrap_or("")),
                     Cell::Text(actor.tenant.as_deref().unwrap_or("")),
                     Cell::Plain(actor.transport.map(|t| t.name()).unwrap_or("")),

@@ -6,6 +6,10 @@
 //! Its indexed columns and `egress_hosts` rows must agree with its body.
 //! Verification stops at the first record that fails and names the reason.
 //!
+//! Outside the chain, the schema must have only the objects moat creates
+//! (a trigger could have dropped records as they were written), and each
+//! kept policy text must hash to the SHA-256 it is kept under.
+//!
 //! Deleting the newest records leaves a shorter chain that is still valid.
 //! Only a head recorded elsewhere (an export's manifest, a ticket, a log)
 //! shows that: pass it as an [`ExpectedHead`].
@@ -19,8 +23,9 @@ use serde::Serialize;
 
 use crate::capture::sha256_hex;
 use crate::error::AuditError;
-use crate::query::event_language;
+use crate::filter::event_language;
 use crate::record::{EntryBody, Event, GENESIS_HASH};
+use crate::schema;
 use crate::store::AuditStore;
 
 /// The last record of a chain: its number and hash.
@@ -277,10 +282,48 @@ fn quote(value: Option<&str>) -> String {
     }
 }
 
+/// A problem of the store outside the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum StoreProblem {
+    /// The schema has an object that moat does not create (a trigger, a
+    /// view, a table or an index), or lacks or redefines one of its own.
+    Schema {
+        /// "table", "index", "trigger" or "view".
+        object_type: String,
+        /// The object's name.
+        name: String,
+    },
+    /// A kept policy text does not hash to the SHA-256 it is kept under.
+    PolicyText {
+        /// The SHA-256 that records name and the text is kept under.
+        sha256: String,
+        /// SHA-256 of the kept text, or `None` when it is NULL.
+        computed: Option<String>,
+    },
+}
+
+/// A problem of the store outside the chain, and the same as one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreFailure {
+    /// The problem found.
+    #[serde(flatten)]
+    pub problem: StoreProblem,
+    /// The same as one sentence.
+    pub message: String,
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The result of checking a whole chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
-    /// No record failed, and the expected head, if any, was found.
+    /// No record failed, the expected head, if any, was found, and the
+    /// store has no problem outside the chain.
     pub valid: bool,
     /// Records in the store.
     pub records: u64,
@@ -292,6 +335,8 @@ pub struct Verification {
     pub expected_head: Option<ExpectedHead>,
     /// The first record that failed.
     pub first_failure: Option<Failure>,
+    /// Problems of the schema and of the kept policy texts.
+    pub store_failures: Vec<StoreFailure>,
 }
 
 impl Verification {
@@ -340,7 +385,7 @@ fn expected_columns(body: &EntryBody) -> [(&'static str, Option<&str>); 11] {
 }
 
 /// Columns selected by [`verify_in`], in the order of [`expected_columns`].
-const COLUMNS_SQL: &str = "time, kind, execution_id, session_id, principal, tenant, client, model, language, outcome, prev_hash";
+pub(crate) const COLUMNS_SQL: &str = "time, kind, execution_id, session_id, principal, tenant, client, model, language, outcome, prev_hash";
 
 fn body_hosts(body: &EntryBody) -> Vec<String> {
     let mut hosts: Vec<String> = match &body.event {
@@ -400,7 +445,12 @@ pub(crate) fn verify_in(
     let mut next_host = |pending: &mut Option<(i64, Option<String>)>| -> Result<(), AuditError> {
         *pending = match hosts_rows.next().map_err(read)? {
             Some(row) => {
-                let seq: i64 = row.get(0).map_err(read)?;
+                // A seq that is not an integer sorts after every integer:
+                // its hosts belong to no record.
+                let seq = match row.get_ref(0).map_err(read)? {
+                    ValueRef::Integer(seq) => seq,
+                    _ => i64::MAX,
+                };
                 let host = text_value(row.get_ref(1).map_err(read)?).ok().flatten();
                 Some((seq, host))
             }
@@ -585,14 +635,63 @@ pub(crate) fn verify_in(
         failure = Some(head_failure(expected, head.as_ref(), hash_at_expected_seq));
     }
 
+    let mut store_failures = Vec::new();
+    for problem in schema::inspect(connection).map_err(read)? {
+        store_failures.push(StoreFailure {
+            message: problem.message,
+            problem: StoreProblem::Schema {
+                object_type: problem.object_type,
+                name: problem.name,
+            },
+        });
+    }
+    store_failures.extend(check_policies(connection).map_err(read)?);
+
     Ok(Verification {
-        valid: failure.is_none(),
+        valid: failure.is_none() && store_failures.is_empty(),
         records: u64::try_from(records).unwrap_or(0),
         verified,
         head,
         expected_head: expected.cloned(),
         first_failure: failure,
+        store_failures,
     })
+}
+
+/// Checks that every kept policy text hashes to the SHA-256 it is kept
+/// under.
+fn check_policies(connection: &Connection) -> rusqlite::Result<Vec<StoreFailure>> {
+    let mut statement = connection.prepare("SELECT sha256, text FROM policies ORDER BY sha256")?;
+    let mut rows = statement.query([])?;
+    let mut failures = Vec::new();
+    while let Some(row) = rows.next()? {
+        let sha256 = match row.get_ref(0)? {
+            ValueRef::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            other => format!("({:?})", other.data_type()),
+        };
+        let computed = match row.get_ref(1)? {
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(sha256_hex(bytes)),
+            ValueRef::Integer(number) => Some(sha256_hex(number.to_string().as_bytes())),
+            ValueRef::Real(number) => Some(sha256_hex(number.to_string().as_bytes())),
+            ValueRef::Null => None,
+        };
+        if computed.as_deref() == Some(sha256.as_str()) {
+            continue;
+        }
+        let message = match &computed {
+            Some(computed) => format!(
+                "policy {sha256}: the kept text has SHA-256 {computed} (the policies table was edited)"
+            ),
+            None => {
+                format!("policy {sha256}: the kept text is NULL (the policies table was edited)")
+            }
+        };
+        failures.push(StoreFailure {
+            problem: StoreProblem::PolicyText { sha256, computed },
+            message,
+        });
+    }
+    Ok(failures)
 }
 
 /// Explains why a chain that verified does not contain `expected`.
@@ -618,7 +717,10 @@ fn head_failure(expected: &ExpectedHead, head: Option<&Head>, found: Option<Stri
 }
 
 /// Compares the indexed columns of `row` with what `body` implies.
-fn check_columns(row: &rusqlite::Row<'_>, body: &EntryBody) -> rusqlite::Result<Option<Problem>> {
+pub(crate) fn check_columns(
+    row: &rusqlite::Row<'_>,
+    body: &EntryBody,
+) -> rusqlite::Result<Option<Problem>> {
     for (index, (column, wanted)) in expected_columns(body).into_iter().enumerate() {
         let stored = text_value(row.get_ref(3 + index)?);
         let agrees = matches!(&stored, Ok(value) if value.as_deref() == wanted);

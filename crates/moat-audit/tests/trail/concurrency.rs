@@ -28,7 +28,9 @@ fn per_thread(store: &AuditStore) -> Vec<usize> {
             listing
                 .entries
                 .iter()
-                .filter(|l| l.entry.body.event.actor().principal.as_deref() == Some(&principal))
+                .filter(|l| {
+                    l.entry.event().expect("valid").actor().principal.as_deref() == Some(&principal)
+                })
                 .count()
         })
         .collect()

@@ -75,7 +75,7 @@ fn export_round_trip() {
     let store = store_with_runs(dir.path());
     let bundle = dir.path().join("evidence");
 
-    let summary = export(&store, &Filter::default(), &bundle).expect("export");
+    let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     // The executions and the start records of finished ones; no sessions.
     let seqs = check_records_file(&bundle);
@@ -170,7 +170,7 @@ fn export_with_filter_keeps_start_records() {
         ..Filter::default()
     };
 
-    let summary = export(&store, &filter, &bundle).expect("export");
+    let summary = export(&store, &filter, &bundle, &[]).expect("export");
 
     assert_eq!(check_records_file(&bundle), [7, 8]);
     assert_eq!(summary.executions, 1);
@@ -186,7 +186,7 @@ fn export_refuses_non_empty_directory() {
     std::fs::create_dir(&bundle).expect("mkdir");
     std::fs::write(bundle.join("notes.txt"), "keep me").expect("write");
 
-    let error = export(&store, &Filter::default(), &bundle).expect_err("refused");
+    let error = export(&store, &Filter::default(), &bundle, &[]).expect_err("refused");
 
     assert_eq!(
         error.to_string(),
@@ -210,7 +210,7 @@ fn export_fills_empty_directory() {
     let bundle = dir.path().join("empty");
     std::fs::create_dir(&bundle).expect("mkdir");
 
-    export(&store, &Filter::default(), &bundle).expect("export");
+    export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     assert!(bundle.join("manifest.json").is_file());
 }
@@ -235,7 +235,7 @@ fn export_of_tampered_store_reports_it() {
     let store = AuditStore::open_read_only(&path).expect("open");
     let bundle = dir.path().join("evidence");
 
-    let summary = export(&store, &Filter::default(), &bundle).expect("export");
+    let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     assert!(!summary.verification.valid);
     assert_eq!(summary.selection.hash_mismatches, [3]);
@@ -260,7 +260,7 @@ fn summary_csv_escapes_hostile_values() {
     record_run(&store, &run, true);
     let bundle = dir.path().join("evidence");
 
-    export(&store, &Filter::default(), &bundle).expect("export");
+    export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     let csv = std::fs::read_to_string(bundle.join("summary.csv")).expect("csv");
     assert!(
@@ -277,11 +277,125 @@ fn export_lists_missing_policies() {
     record_run(&store, &Run::new("r1"), true);
     let bundle = dir.path().join("evidence");
 
-    let summary = export(&store, &Filter::default(), &bundle).expect("export");
+    let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     assert_eq!(
         summary.missing_policies,
         [sha256_hex(POLICY_TEXT.as_bytes())]
     );
     assert!(summary.policies.is_empty());
+}
+
+#[test]
+fn export_marks_builtin_policies() {
+    let dir = tempdir();
+    let store = AuditStore::open(&store_path(dir.path())).expect("open");
+    let ci_policy = "name = \"ci\"\n[limits]\ntimeout = \"10s\"\n";
+    store
+        .record_policy(&sha256_hex(ci_policy.as_bytes()), Some("ci"), ci_policy)
+        .expect("record the CI policy");
+    // Runs under the CI policy, and under the empty default policy, whose
+    // text this store does not keep.
+    let ci_run = Run::new("ci-run");
+    let mut ci_started = ci_run.started();
+    let mut ci_finished = ci_run.finished();
+    let default_run = Run::new("default-run");
+    let mut default_started = default_run.started();
+    let mut default_finished = default_run.finished();
+    for (event, text, name) in [
+        (&mut ci_started, ci_policy, Some("ci")),
+        (&mut ci_finished, ci_policy, Some("ci")),
+        (&mut default_started, "", None),
+        (&mut default_finished, "", None),
+    ] {
+        let policy = match event {
+            Event::ExecutionStarted(start) => &mut start.policy,
+            Event::Execution(execution) => &mut execution.policy,
+            _ => unreachable!("only execution records"),
+        };
+        policy.sha256 = sha256_hex(text.as_bytes());
+        policy.name = name.map(str::to_owned);
+    }
+    for event in [ci_started, ci_finished, default_started, default_finished] {
+        store.append(event).expect("append");
+    }
+    let bundle = dir.path().join("evidence");
+
+    let summary = export(&store, &Filter::default(), &bundle, &[ci_policy]).expect("export");
+
+    assert!(summary.missing_policies.is_empty(), "{summary:#?}");
+    let ci = summary
+        .policies
+        .iter()
+        .find(|policy| policy.name.as_deref() == Some("ci"))
+        .expect("the CI policy");
+    assert!(ci.builtin);
+    assert!(ci.kept_in_store);
+    let default = summary
+        .policies
+        .iter()
+        .find(|policy| policy.sha256 == sha256_hex(b""))
+        .expect("the default policy");
+    assert!(default.builtin);
+    assert!(!default.kept_in_store);
+    assert!(default.text_matches_sha256);
+    assert_eq!(
+        std::fs::read(bundle.join(&default.file)).expect("policy file"),
+        b""
+    );
+}
+
+#[test]
+fn export_with_edited_policy_records_mismatch() {
+    let dir = tempdir();
+    let path = store_path(dir.path());
+    drop(store_with_runs(dir.path()));
+    let edited = format!("{POLICY_TEXT}# allow everything\n");
+    raw(&path)
+        .execute("UPDATE policies SET text = ?1", [&edited])
+        .expect("edit the policy");
+    let store = AuditStore::open_read_only(&path).expect("open");
+    let bundle = dir.path().join("evidence");
+
+    let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
+
+    assert!(!summary.verification.valid);
+    assert_eq!(summary.verification.store_failures.len(), 1);
+    assert!(!summary.policies[0].text_matches_sha256);
+    let manifest = read_json(&bundle.join("manifest.json"));
+    assert_eq!(manifest["chain"]["valid"], false);
+    assert_eq!(manifest["policies"][0]["text_matches_sha256"], false);
+    let failures = manifest["chain"]["store_failures"]
+        .as_array()
+        .expect("store failures");
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0]
+            .as_str()
+            .is_some_and(|message| message.contains("(the policies table was edited)")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn export_ignores_forged_policy_keys() {
+    let dir = tempdir();
+    let store = AuditStore::open(&store_path(dir.path())).expect("open");
+    let run = Run::new("r1");
+    let mut finished = run.finished();
+    if let Event::Execution(execution) = &mut finished {
+        execution.policy.sha256 = "../../escaped".into();
+    }
+    store.append(run.started()).expect("append");
+    store.append(finished).expect("append");
+    let bundle = dir.path().join("evidence");
+
+    let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
+
+    assert!(
+        summary
+            .missing_policies
+            .contains(&"../../escaped".to_owned())
+    );
+    assert!(!dir.path().join("escaped.toml").exists());
 }

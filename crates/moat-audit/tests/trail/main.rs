@@ -2,8 +2,11 @@
 //! verification, filters, export bundles, reports and concurrent appends.
 
 mod concurrency;
+mod damaged;
 mod export;
 mod filters;
+mod open;
+mod outputs;
 mod report;
 mod support;
 mod tamper;

@@ -106,3 +106,37 @@ fn report_shows_broken_chain() {
         "{html}"
     );
 }
+
+#[test]
+fn report_shows_hidden_characters() {
+    let dir = tempdir();
+    let store = AuditStore::open(&store_path(dir.path())).expect("open the store");
+    let mut run = Run::new("trojan");
+    // An override that makes a comment read as code, an isolate, and
+    // NUL, ESC and CR, which a browser hides or a terminal runs.
+    run.code =
+        "access = 'user' # \u{202e} \u{2066}admin\u{2069} \u{2066}\nx = '\0\u{1b}[2J\r'\n".into();
+    run.stdout = "line\r\n\u{202d}out".into();
+    record_run(&store, &run, true);
+
+    let html = report(&store, &Filter::default()).expect("report").html;
+
+    for hidden in [
+        '\u{202e}', '\u{202d}', '\u{2066}', '\u{2069}', '\0', '\u{1b}', '\r',
+    ] {
+        assert!(
+            !html.contains(hidden),
+            "{:?} is written raw",
+            hidden.escape_unicode().to_string()
+        );
+    }
+    assert!(html.contains(
+        "access = &#39;user&#39; # <span class=\"ctl\">\\u{202e}</span> <span class=\"ctl\">\\u{2066}</span>admin<span class=\"ctl\">\\u{2069}</span>"
+    ));
+    assert!(html.contains(
+        "x = &#39;<span class=\"ctl\">\\u{0}</span><span class=\"ctl\">\\u{1b}</span>[2J<span class=\"ctl\">\\u{d}</span>&#39;"
+    ));
+    assert!(html.contains(
+        "line<span class=\"ctl\">\\u{d}</span>\n<span class=\"ctl\">\\u{202d}</span>out"
+    ));
+}

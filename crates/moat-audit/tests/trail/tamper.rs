@@ -1,7 +1,9 @@
 //! Edits made to a store's file behind moat's back, each caught by
 //! verification at the right record and for the right reason.
 
-use moat_audit::{AuditStore, Entry, Event, ExpectedHead, Filter, Order, Problem, sha256_hex};
+use moat_audit::{
+    AuditStore, Entry, Event, ExpectedHead, Filter, Order, Problem, StoreProblem, sha256_hex,
+};
 use rusqlite::params;
 
 use crate::support::{Run, raw, record_run, session, store_path, tempdir};
@@ -251,24 +253,118 @@ fn edited_column_only_caught() {
 }
 
 #[test]
-fn edited_outcome_column_hidden_from_listing() {
+fn edited_column_does_not_hide_record() {
     let (_dir, path, _) = fixture();
-    raw(&path)
+    let connection = raw(&path);
+    connection
         .execute("UPDATE entries SET outcome = 'ok' WHERE seq = 5", [])
         .expect("edit");
+    connection
+        .execute("UPDATE entries SET principal = 'evil' WHERE seq = 7", [])
+        .expect("edit");
+    connection
+        .execute("DELETE FROM egress_hosts WHERE seq = 9", [])
+        .expect("edit");
     let store = AuditStore::open_read_only(&path).expect("open");
-    let filter = Filter {
+    let ok = Filter {
         outcome: Some("ok".into()),
         ..Filter::default()
     };
+    let alice = Filter {
+        principal: Some("alice".into()),
+        ..Filter::default()
+    };
+    let evil = Filter {
+        principal: Some("evil".into()),
+        ..Filter::default()
+    };
+    let mut api = Filter::default();
+    api.set_egress_host("api.example.com").expect("host");
+    let seqs = |filter: &Filter| -> Vec<u64> {
+        store
+            .list(filter, Order::OldestFirst, None)
+            .expect("list")
+            .entries
+            .iter()
+            .map(|listed| listed.entry.seq)
+            .collect()
+    };
 
-    let listing = store.list(&filter, Order::OldestFirst, None).expect("list");
+    let listing = store.list(&alice, Order::OldestFirst, None).expect("list");
 
-    let seqs: Vec<u64> = listing.entries.iter().map(|l| l.entry.seq).collect();
-    assert_eq!(seqs, [3, 7, 9]);
-    assert_eq!(listing.index_mismatches, [5]);
+    // The bodies decide: record 5 ended with an error, record 7 is alice's
+    // and record 9 reached api.example.com, whatever the index contains.
+    assert_eq!(seqs(&ok), [3, 7, 9]);
+    assert_eq!(seqs(&alice), [3, 5, 7, 9]);
+    assert_eq!(seqs(&evil), Vec::<u64>::new());
+    assert_eq!(seqs(&api), [3, 9]);
+    assert_eq!(listing.index_mismatches, [5, 7]);
     let failure = store.verify(None).expect("verify").first_failure;
     assert_eq!(failure.map(|f| f.seq), Some(5));
+}
+
+#[test]
+fn edited_execution_id_column_does_not_hide_run() {
+    let (_dir, path, _) = fixture();
+    raw(&path)
+        .execute(
+            "UPDATE entries SET execution_id = 'other' WHERE seq = 5",
+            [],
+        )
+        .expect("edit");
+    let store = AuditStore::open_read_only(&path).expect("open");
+
+    let found = store.find("r2").expect("find r2");
+    let listing = store
+        .list(&Filter::default(), Order::OldestFirst, None)
+        .expect("list");
+
+    let seqs: Vec<u64> = found.entries.iter().map(|entry| entry.seq).collect();
+    assert_eq!(seqs, [4, 5]);
+    assert!(
+        listing.entries.iter().all(|listed| !listed.unfinished),
+        "r2 still has its end record"
+    );
+}
+
+#[test]
+fn edited_policy_text_fails_verification() {
+    let (_dir, path, _) = fixture();
+    let store = AuditStore::open(&path).expect("open");
+    let text = "name = \"tests\"\n";
+    let sha256 = sha256_hex(text.as_bytes());
+    store
+        .record_policy(&sha256, Some("tests"), text)
+        .expect("record a policy");
+    drop(store);
+    let edited = "name = \"tests\"\n# allow everything\n";
+    raw(&path)
+        .execute(
+            "UPDATE policies SET text = ?1 WHERE sha256 = ?2",
+            params![edited, sha256],
+        )
+        .expect("edit the policy");
+
+    let verification = verify(&path, None);
+
+    assert!(!verification.valid);
+    assert_eq!(verification.first_failure, None, "the chain itself holds");
+    assert_eq!(verification.store_failures.len(), 1);
+    let failure = &verification.store_failures[0];
+    assert_eq!(
+        failure.problem,
+        StoreProblem::PolicyText {
+            sha256: sha256.clone(),
+            computed: Some(sha256_hex(edited.as_bytes())),
+        }
+    );
+    assert_eq!(
+        failure.message,
+        format!(
+            "policy {sha256}: the kept text has SHA-256 {} (the policies table was edited)",
+            sha256_hex(edited.as_bytes())
+        )
+    );
 }
 
 #[test]

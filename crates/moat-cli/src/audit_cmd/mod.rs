@@ -1,8 +1,11 @@
 //! `moat audit`: list, show, verify, export and report the audit trail.
 //!
 //! Every command opens the store read-only and never creates it. `verify`
-//! exits 1 when the chain is broken, and so do `export` and `report`, which
-//! still write their output, so that a script notices the broken chain.
+//! exits 1 when the chain or the store is broken, and so do `export` and
+//! `report`, which still write their output, so that a script notices. `list`
+//! and `show` exit 1 when they come across signs of tampering: a damaged
+//! record, indexed columns that disagree with a body, or schema objects that
+//! moat does not create.
 
 mod print;
 
@@ -12,12 +15,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use moat_audit::{AuditStore, ExpectedHead, Filter, Kind, Order, Verification};
+use clap::builder::PossibleValuesParser;
+use moat_audit::{AuditStore, ExpectedHead, Filter, Kind, Listing, Order, Verification};
 
 use crate::EngineArgs;
 
-/// Exit code of `verify`, `export` and `report` when the chain is broken.
+use self::print::numbers_phrase;
+
+/// Exit code when the chain or the store is broken, or `list` or `show`
+/// found signs of tampering.
 const BROKEN_CHAIN: u8 = 1;
+
+/// The CI policy that `moat check` runs under without `--policy`, so that
+/// an export marks it as built in.
+const CI_POLICY: &str = include_str!("../../../../policy/ci.toml");
 
 /// Records `list` shows when `--limit` is not given.
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -81,7 +92,8 @@ enum AuditCommand {
         #[command(flatten)]
         filter: FilterArgs,
 
-        /// Directory to create; it must not exist or must be empty
+        /// Directory to create, with missing parents; it must not exist or
+        /// must be empty
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -91,7 +103,8 @@ enum AuditCommand {
         #[command(flatten)]
         filter: FilterArgs,
 
-        /// HTML file to write; an existing file is replaced
+        /// HTML file to write, with missing parent directories; an existing
+        /// file is replaced
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -130,13 +143,14 @@ struct FilterArgs {
     #[arg(long, value_parser = ["python", "javascript"])]
     language: Option<String>,
 
-    /// Only executions with this outcome: ok, error, timeout,
-    /// fuel_exhausted, memory_limit, output_truncated, cancelled, failed,
-    /// or unfinished (started, with no end record)
-    #[arg(long, value_name = "OUTCOME")]
+    /// Only executions with this outcome, or unfinished ones (started, with
+    /// no end record), or damaged records (a body that is not a valid
+    /// record)
+    #[arg(long, value_name = "OUTCOME", value_parser = PossibleValuesParser::new(moat_audit::OUTCOMES))]
     outcome: Option<String>,
 
-    /// Only executions that attempted to reach this host, allowed or not
+    /// Only executions that attempted to reach this host (allowed or not),
+    /// given as a name in Unicode or ASCII or as an IP address
     #[arg(long, value_name = "HOST")]
     egress_host: Option<String>,
 
@@ -158,7 +172,6 @@ impl FilterArgs {
             client: self.client.clone(),
             model: self.model.clone(),
             language: self.language.clone(),
-            outcome: self.outcome.clone(),
             session_id: self.session.clone(),
             kind: self.kind.parse::<Kind>()?,
             ..Filter::default()
@@ -169,8 +182,11 @@ impl FilterArgs {
         if let Some(to) = &self.to {
             filter.set_to(to)?;
         }
+        if let Some(outcome) = &self.outcome {
+            filter.set_outcome(outcome)?;
+        }
         if let Some(host) = &self.egress_host {
-            filter.set_egress_host(host);
+            filter.set_egress_host(host)?;
         }
         Ok(filter)
     }
@@ -224,16 +240,12 @@ fn list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let listing = store.list(filter, order, limit)?;
-    if !listing.index_mismatches.is_empty() {
-        eprintln!(
-            "moat: warning: records {} match the filter by their indexed columns but not by their bodies, so they are left out; run moat audit verify",
-            join_numbers(&listing.index_mismatches)
-        );
-    }
+    let mut tampered = warn_schema(store);
+    tampered |= warn_listing(&listing);
 
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = print::listing_json(&listing.entries)?;
+        let value = print::listing_json(&listing.entries);
         serde_json::to_writer_pretty(&mut stdout, &value).context("failed to write the list")?;
         writeln!(stdout).context("failed to write the list")?;
     } else {
@@ -246,14 +258,66 @@ fn list(
     {
         eprintln!("moat: showing the first {limit} records; pass --limit 0 to see every one");
     }
-    Ok(ExitCode::SUCCESS)
+    tampered |= listing
+        .entries
+        .iter()
+        .any(|listed| listed.entry.record().is_none());
+    Ok(tampered_exit(tampered))
+}
+
+/// Prints a warning for each schema object of the store that moat does
+/// not create, and returns whether there was one.
+fn warn_schema(store: &AuditStore) -> bool {
+    for problem in store.schema_problems() {
+        eprintln!(
+            "moat: warning: {}; run moat audit verify",
+            print::printable(&problem.message, false)
+        );
+    }
+    !store.schema_problems().is_empty()
+}
+
+/// Prints the warnings of a search, and returns whether there was one.
+fn warn_listing(listing: &Listing) -> bool {
+    let mut warned = false;
+    if !listing.index_mismatches.is_empty() {
+        eprintln!(
+            "moat: warning: the indexed columns of {} disagree with the body, so they were edited; records were selected by their bodies; run moat audit verify",
+            numbers_phrase(&listing.index_mismatches)
+        );
+        warned = true;
+    }
+    if !listing.damaged_left_out.is_empty() {
+        eprintln!(
+            "moat: warning: left out {}, which the filter cannot be checked against because the body is damaged; list damaged records with --outcome damaged",
+            numbers_phrase(&listing.damaged_left_out)
+        );
+        warned = true;
+    }
+    if !listing.invalid_seqs.is_empty() {
+        let numbers: Vec<String> = listing.invalid_seqs.iter().map(i64::to_string).collect();
+        eprintln!(
+            "moat: warning: the store has rows with invalid record numbers ({}), which no search selects; run moat audit verify",
+            numbers.join(", ")
+        );
+        warned = true;
+    }
+    warned
+}
+
+fn tampered_exit(tampered: bool) -> ExitCode {
+    match tampered {
+        true => ExitCode::from(BROKEN_CHAIN),
+        false => ExitCode::SUCCESS,
+    }
 }
 
 fn show(store: &AuditStore, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let found = store.find(id)?;
+    let mut tampered = warn_schema(store);
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = print::found_json(&found)?;
+        let value = print::found_json(&found);
         serde_json::to_writer_pretty(&mut stdout, &value).context("failed to write the record")?;
         writeln!(stdout).context("failed to write the record")?;
     } else {
@@ -261,7 +325,11 @@ fn show(store: &AuditStore, id: &str, json: bool) -> anyhow::Result<ExitCode> {
             .write_all(print::found_text(&found).as_bytes())
             .context("failed to write the record")?;
     }
-    Ok(ExitCode::SUCCESS)
+    tampered |= found
+        .entries
+        .iter()
+        .any(|entry| entry.record().is_none() || !entry.hash_matches());
+    Ok(tampered_exit(tampered))
 }
 
 fn verify(
@@ -284,16 +352,17 @@ fn verify(
 }
 
 fn chain_exit(verification: &Verification) -> ExitCode {
-    match verification.valid {
-        true => ExitCode::SUCCESS,
-        false => ExitCode::from(BROKEN_CHAIN),
-    }
+    tampered_exit(!verification.valid)
 }
 
 fn export(store: &AuditStore, filter: &Filter, out: &Path) -> anyhow::Result<ExitCode> {
-    let summary = moat_audit::export(store, filter, out)?;
+    let summary = moat_audit::export(store, filter, out, &[CI_POLICY])?;
+    let damaged = match summary.damaged.len() {
+        0 => String::new(),
+        count => format!("; {count} damaged"),
+    };
     println!(
-        "exported {} records ({} executions, {} of them unfinished; {} session records) to {}",
+        "exported {} records ({} executions, {} of them unfinished; {} session records{damaged}) to {}",
         summary.records,
         summary.executions,
         summary.unfinished,
@@ -308,6 +377,19 @@ fn export(store: &AuditStore, filter: &Filter, out: &Path) -> anyhow::Result<Exi
             summary.missing_policies.join(", ")
         );
     }
+    for policy in &summary.policies {
+        if !policy.text_matches_sha256 {
+            eprintln!(
+                "moat: warning: the kept text of policy {} does not hash to it, so the policies table was edited; {} holds the edited text",
+                policy.sha256, policy.file
+            );
+        }
+    }
+    warn_listing(&Listing {
+        index_mismatches: summary.index_mismatches.clone(),
+        damaged_left_out: summary.damaged_left_out.clone(),
+        ..Listing::default()
+    });
     if !summary.selection.all_link {
         eprintln!(
             "moat: warning: some exported records do not verify; see verification.json in the bundle"
@@ -317,8 +399,10 @@ fn export(store: &AuditStore, filter: &Filter, out: &Path) -> anyhow::Result<Exi
 }
 
 fn report(store: &AuditStore, filter: &Filter, out: &Path) -> anyhow::Result<ExitCode> {
+    // Rejects an output path over the store before reading it.
+    moat_audit::check_output(store, out)?;
     let report = moat_audit::report(store, filter)?;
-    write_replacing(out, report.html.as_bytes())?;
+    moat_audit::write_output(store, out, report.html.as_bytes())?;
     println!(
         "wrote the report of {} records to {}",
         report.records,
@@ -326,41 +410,4 @@ fn report(store: &AuditStore, filter: &Filter, out: &Path) -> anyhow::Result<Exi
     );
     print!("{}", print::chain_line(&report.verification));
     Ok(chain_exit(&report.verification))
-}
-
-/// Writes `bytes` to a new file beside `path` and renames it over `path`,
-/// so that a reader never sees half a report.
-fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} does not name a file", path.display()))?;
-    let staging = parent.join(format!(
-        ".{}.moat-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&staging)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&staging, path));
-    if let Err(error) = written {
-        let _ = std::fs::remove_file(&staging);
-        return Err(error).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
-}
-
-fn join_numbers(numbers: &[u64]) -> String {
-    let texts: Vec<String> = numbers.iter().map(u64::to_string).collect();
-    texts.join(", ")
 }

@@ -6,7 +6,6 @@
 
 use std::fmt::Write;
 
-use anyhow::Context;
 use moat_audit::{
     Actor, Capture, Captured, EgressAttempt, Event, Execution, FileRef, Found, Listed, StoredEntry,
     Verification,
@@ -19,6 +18,9 @@ const MAX_CELL_CHARS: usize = 24;
 /// Characters of an execution id shown in a table; enough to pass to
 /// `moat audit show`.
 const ID_CHARS: usize = 12;
+
+/// Record numbers named in one warning before "and N more".
+const MAX_NUMBERS_SHOWN: usize = 10;
 
 /// Replaces control characters (terminal escape sequences among them) and
 /// bidirectional formatting characters with `\u{..}` escapes. Newlines and
@@ -143,7 +145,15 @@ pub fn listing_table(entries: &[Listed]) -> String {
 
 fn listing_row(listed: &Listed) -> Vec<String> {
     let entry = &listed.entry;
-    let event = &entry.body.event;
+    let Some(body) = entry.record() else {
+        let mut row = vec![String::new(); 10];
+        row[0] = entry.seq.to_string();
+        row[1] = "-".to_owned();
+        row[2] = "-".to_owned();
+        row[4] = listed.status().to_owned();
+        return row;
+    };
+    let event = &body.event;
     let actor = event.actor();
     let (id, language, duration, egress) = match event {
         Event::Execution(execution) => (
@@ -170,7 +180,7 @@ fn listing_row(listed: &Listed) -> Vec<String> {
     let client = actor.client.as_ref().map(|client| client.name.as_str());
     vec![
         entry.seq.to_string(),
-        cell(&short_time(&entry.body.time), MAX_CELL_CHARS),
+        cell(&short_time(&body.time), MAX_CELL_CHARS),
         cell(id, ID_CHARS),
         cell(language, MAX_CELL_CHARS),
         cell(listed.status(), MAX_CELL_CHARS),
@@ -182,42 +192,62 @@ fn listing_row(listed: &Listed) -> Vec<String> {
     ]
 }
 
-fn body_value(entry: &StoredEntry) -> anyhow::Result<Value> {
-    serde_json::from_str(&entry.body_json)
-        .with_context(|| format!("record {} does not parse", entry.seq))
+/// Adds a record's body to `object`: the record under "record", or for a
+/// damaged record `"record": null`, why under "damaged", and the stored
+/// body under "body" (or "body_hex" when it is not UTF-8).
+fn add_body(object: &mut serde_json::Map<String, Value>, entry: &StoredEntry) {
+    let Some(damage) = entry.damage() else {
+        // A valid record's body is JSON, so it parses again.
+        let record = entry
+            .body_text()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        object.insert("record".into(), record);
+        return;
+    };
+    object.insert("record".into(), Value::Null);
+    object.insert("damaged".into(), Value::from(damage));
+    match entry.body_text() {
+        Some(text) => object.insert("body".into(), Value::from(text)),
+        None => object.insert("body_hex".into(), Value::from(hex(&entry.body_bytes))),
+    };
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Renders a listing as a JSON array: each record's number, hash, status
 /// and stored body.
-pub fn listing_json(entries: &[Listed]) -> anyhow::Result<Value> {
+pub fn listing_json(entries: &[Listed]) -> Value {
     let mut values = Vec::with_capacity(entries.len());
     for listed in entries {
-        values.push(json!({
-            "seq": listed.entry.seq,
-            "hash": listed.entry.hash,
-            "status": listed.status(),
-            "unfinished": listed.unfinished,
-            "record": body_value(&listed.entry)?,
-        }));
+        let mut object = serde_json::Map::new();
+        object.insert("seq".into(), Value::from(listed.entry.seq));
+        object.insert("hash".into(), Value::from(listed.entry.hash.as_str()));
+        object.insert("status".into(), Value::from(listed.status()));
+        object.insert("unfinished".into(), Value::from(listed.unfinished));
+        add_body(&mut object, &listed.entry);
+        values.push(Value::Object(object));
     }
-    Ok(Value::Array(values))
+    Value::Array(values)
 }
 
 /// Renders found records as JSON, with whether each body matches its hash.
-pub fn found_json(found: &Found) -> anyhow::Result<Value> {
+pub fn found_json(found: &Found) -> Value {
     let mut records = Vec::with_capacity(found.entries.len());
     for entry in &found.entries {
-        records.push(json!({
-            "seq": entry.seq,
-            "hash": entry.hash,
-            "hash_matches": entry.hash_matches(),
-            "record": body_value(entry)?,
-        }));
+        let mut object = serde_json::Map::new();
+        object.insert("seq".into(), Value::from(entry.seq));
+        object.insert("hash".into(), Value::from(entry.hash.as_str()));
+        object.insert("hash_matches".into(), Value::from(entry.hash_matches()));
+        add_body(&mut object, entry);
+        records.push(Value::Object(object));
     }
-    Ok(json!({
+    json!({
         "execution_id": found.execution_id,
         "records": records,
-    }))
+    })
 }
 
 /// Appends one "label  value" line, with the value made printable.
@@ -241,20 +271,41 @@ pub fn found_text(found: &Found) -> String {
 }
 
 fn entry_text(out: &mut String, entry: &StoredEntry) {
-    let event = &entry.body.event;
+    let hash_note = match entry.hash_matches() {
+        true => "matches the body",
+        false => "DOES NOT match the body; run moat audit verify",
+    };
+    let Some(body) = entry.record() else {
+        let _ = writeln!(out, "record {} · {}", entry.seq, moat_audit::DAMAGED);
+        field(out, "hash", &format!("{} ({hash_note})", entry.hash));
+        field(
+            out,
+            "problem",
+            &format!(
+                "the body is not a valid record: {}",
+                entry.damage().unwrap_or("")
+            ),
+        );
+        let body = match entry.body_text() {
+            Some(text) => text.to_owned(),
+            None => format!("(not UTF-8; in hex) {}", hex(&entry.body_bytes)),
+        };
+        out.push_str("\n  stored body:\n");
+        for line in printable(&body, true).lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+        return;
+    };
+    let event = &body.event;
     let _ = writeln!(
         out,
         "record {} · {} · {}",
         entry.seq,
         event.kind(),
-        printable(&entry.body.time, false)
+        printable(&body.time, false)
     );
-    let hash_note = match entry.hash_matches() {
-        true => "matches the body",
-        false => "DOES NOT match the body; run moat audit verify",
-    };
     field(out, "hash", &format!("{} ({hash_note})", entry.hash));
-    field(out, "prev_hash", &entry.body.prev_hash);
+    field(out, "prev_hash", &body.prev_hash);
     actor_fields(out, event.actor());
 
     match event {
@@ -499,9 +550,12 @@ pub fn verification_text(verification: &Verification) -> String {
         }
     }
     if let Some(expected) = &verification.expected_head
-        && verification.valid
+        && verification.first_failure.is_none()
     {
         let _ = writeln!(out, "the chain contains the expected head {expected}");
+    }
+    for failure in &verification.store_failures {
+        let _ = writeln!(out, "audit store broken: {}", failure.message);
     }
     printable(&out, true)
 }
@@ -516,7 +570,31 @@ pub fn chain_line(verification: &Verification) -> String {
         ),
         (None, None) => "chain: valid, the store has no records".to_owned(),
     };
-    format!("{}\n", printable(&line, false))
+    let mut text = format!("{}\n", printable(&line, false));
+    for failure in &verification.store_failures {
+        let line = format!("store: broken: {}", failure.message);
+        text.push_str(&printable(&line, false));
+        text.push('\n');
+    }
+    text
+}
+
+/// Names records by number, "record 6" or "records 6, 7 and 9", cut after
+/// [`MAX_NUMBERS_SHOWN`] numbers.
+pub fn numbers_phrase(numbers: &[u64]) -> String {
+    let mut texts: Vec<String> = numbers
+        .iter()
+        .take(MAX_NUMBERS_SHOWN)
+        .map(u64::to_string)
+        .collect();
+    if numbers.len() > MAX_NUMBERS_SHOWN {
+        texts.push(format!("{} more", numbers.len() - MAX_NUMBERS_SHOWN));
+    }
+    match texts.as_slice() {
+        [] => "no records".to_owned(),
+        [one] => format!("record {one}"),
+        [rest @ .., last] => format!("records {} and {last}", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]

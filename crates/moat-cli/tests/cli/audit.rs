@@ -368,3 +368,299 @@ fn audit_invalid_time_is_error() {
         listed.stderr
     );
 }
+
+/// Replaces record `seq`'s body in the store at `db` with `body` and stores
+/// the body's hash, so that only the body's content is wrong.
+fn damage_record(db: &Path, seq: i64, body: &str) {
+    let hash = moat_audit::sha256_hex(body.as_bytes());
+    rusqlite::Connection::open(db)
+        .expect("open the store")
+        .execute(
+            "UPDATE entries SET body = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![body, hash, seq],
+        )
+        .expect("damage the record");
+}
+
+#[test]
+fn audit_report_over_store_rejected() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    let db_arg = db.to_str().expect("UTF-8 path");
+    let wal = format!("{db_arg}-wal");
+
+    let over_store = audit(&db, &["report", "--out", db_arg]);
+    let over_wal = audit(&db, &["export", "--out", &wal]);
+    let verified = audit(&db, &["verify"]);
+
+    assert_eq!(over_store.code, 125, "{over_store:#?}");
+    assert_eq!(
+        over_store.stderr,
+        format!(
+            "moat: error: cannot write to {db_arg}: it is the audit store {db_arg} or one of its -wal, -shm and -journal files; choose another output path\n"
+        )
+    );
+    assert!(over_store.stdout.is_empty(), "{}", over_store.stdout);
+    assert_eq!(over_wal.code, 125, "{over_wal:#?}");
+    assert!(!Path::new(&wal).is_dir());
+    assert_eq!(verified.code, 0, "the store is intact: {verified:#?}");
+}
+
+#[test]
+fn audit_damaged_record_still_read() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    damage_record(&db, 4, "not json at all \u{0} <script>");
+    let bundle = dir.path().join("evidence");
+    let page = dir.path().join("report.html");
+
+    let listed = audit(&db, &["list"]);
+    let filtered = audit(&db, &["list", "--principal", "tester"]);
+    let shown = audit(&db, &["show", "4"]);
+    let exported = audit(
+        &db,
+        &["export", "--out", bundle.to_str().expect("UTF-8 path")],
+    );
+    let reported = audit(
+        &db,
+        &["report", "--out", page.to_str().expect("UTF-8 path")],
+    );
+
+    assert_eq!(listed.code, 1, "{listed:#?}");
+    let damaged_row = listed
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("4 "))
+        .expect("a row for record 4");
+    assert!(damaged_row.contains("damaged"), "{damaged_row}");
+    assert_eq!(filtered.code, 1, "{filtered:#?}");
+    assert_eq!(
+        filtered.stderr,
+        "moat: warning: left out record 4, which the filter cannot be checked against because the body is damaged; list damaged records with --outcome damaged\n"
+    );
+    assert_eq!(shown.code, 1, "{shown:#?}");
+    assert!(
+        shown.stdout.starts_with("record 4 · damaged\n"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("    not json at all \\u{0} <script>\n"),
+        "{}",
+        shown.stdout
+    );
+    assert_eq!(exported.code, 1, "{exported:#?}");
+    assert!(
+        exported.stdout.contains("; 1 damaged) to "),
+        "{}",
+        exported.stdout
+    );
+    assert!(bundle.join("SHA256SUMS").is_file());
+    assert_eq!(reported.code, 1, "{reported:#?}");
+    let html = std::fs::read_to_string(&page).expect("read the report");
+    assert!(html.contains("<h2 id=\"damaged\">Damaged records</h2>"));
+}
+
+#[test]
+fn audit_edited_column_warns() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    rusqlite::Connection::open(&db)
+        .expect("open the store")
+        .execute("UPDATE entries SET principal = 'evil' WHERE seq = 4", [])
+        .expect("edit a column");
+
+    let listed = audit(&db, &["list", "--json", "--principal", "tester"]);
+
+    assert_eq!(listed.code, 1, "{listed:#?}");
+    assert_eq!(
+        statuses(&json(&listed)),
+        ["error", "ok"],
+        "record 4 is found"
+    );
+    assert_eq!(
+        listed.stderr,
+        "moat: warning: the indexed columns of record 4 disagree with the body, so they were edited; records were selected by their bodies; run moat audit verify\n"
+    );
+}
+
+#[test]
+fn audit_edited_policy_fails() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    rusqlite::Connection::open(&db)
+        .expect("open the store")
+        .execute(
+            "UPDATE policies SET text = text || '# allow everything'",
+            [],
+        )
+        .expect("edit the policy");
+    let bundle = dir.path().join("evidence");
+
+    let verified = audit(&db, &["verify"]);
+    let exported = audit(
+        &db,
+        &["export", "--out", bundle.to_str().expect("UTF-8 path")],
+    );
+
+    assert_eq!(verified.code, 1, "{verified:#?}");
+    let lines: Vec<&str> = verified.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("audit chain valid: 6 records"),
+        "{}",
+        verified.stdout
+    );
+    assert!(
+        lines[2].starts_with("audit store broken: policy ")
+            && lines[2].ends_with("(the policies table was edited)"),
+        "{}",
+        verified.stdout
+    );
+    assert_eq!(exported.code, 1, "{exported:#?}");
+    assert!(
+        exported.stdout.contains("\nstore: broken: policy "),
+        "{}",
+        exported.stdout
+    );
+    assert!(
+        exported
+            .stderr
+            .contains("does not hash to it, so the policies table was edited"),
+        "{}",
+        exported.stderr
+    );
+    assert!(bundle.join("manifest.json").is_file());
+}
+
+#[test]
+fn audit_trigger_stops_runs() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    rusqlite::Connection::open(&db)
+        .expect("open the store")
+        .execute_batch(
+            "CREATE TRIGGER hide BEFORE INSERT ON entries WHEN new.body LIKE '%secret-job%'
+             BEGIN SELECT RAISE(IGNORE); END;",
+        )
+        .expect("add a trigger");
+    let job = script(dir.path(), "job.py", "print('secret-job')\n");
+
+    let run = finish(
+        moat_python()
+            .arg("--audit-db")
+            .arg(&db)
+            .arg("run")
+            .arg(&job),
+    );
+    let verified = audit(&db, &["verify"]);
+
+    assert_eq!(run.code, 125, "{run:#?}");
+    assert!(
+        !run.stdout.contains("secret-job"),
+        "the output was released"
+    );
+    assert!(
+        run.stderr.contains(
+            "the store has trigger \"hide\" on table entries, which moat does not create"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(verified.code, 1, "{verified:#?}");
+    assert!(
+        verified
+            .stdout
+            .contains("audit store broken: the store has trigger \"hide\""),
+        "{}",
+        verified.stdout
+    );
+}
+
+#[test]
+fn audit_unknown_outcome_rejected() {
+    let dir = tempdir();
+    let db = dir.path().join("audit.db");
+
+    let listed = audit(&db, &["list", "--outcome", "bogus"]);
+
+    assert_eq!(listed.code, 125, "{listed:#?}");
+    assert!(
+        listed.stderr.contains("invalid value 'bogus' for '--outcome <OUTCOME>'")
+            && listed.stderr.contains(
+                "[possible values: ok, error, timeout, fuel_exhausted, memory_limit, output_truncated, cancelled, failed, unfinished, damaged]"
+            ),
+        "{}",
+        listed.stderr
+    );
+}
+
+#[test]
+fn audit_invalid_date_named() {
+    let dir = tempdir();
+    let db = dir.path().join("audit.db");
+
+    let listed = audit(&db, &["list", "--to", "2026-02-30"]);
+
+    assert_eq!(listed.code, 125, "{listed:#?}");
+    assert!(
+        listed
+            .stderr
+            .starts_with("moat: error: invalid date \"2026-02-30\" for --to: no such day; expected a date such as 2026-03-01"),
+        "{}",
+        listed.stderr
+    );
+}
+
+#[test]
+fn audit_non_database_read_advice() {
+    let dir = tempdir();
+    let db = script(dir.path(), "notes.db", "just some text\n");
+
+    let verified = audit(&db, &["verify"]);
+
+    assert_eq!(verified.code, 125, "{verified:#?}");
+    assert_eq!(
+        verified.stderr,
+        format!(
+            "moat: error: {} is not a moat audit store this version can use: it is not a SQLite database\n",
+            db.display()
+        )
+    );
+}
+
+#[test]
+fn audit_export_into_current_directory() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    let here = dir.path().join("evidence");
+    std::fs::create_dir(&here).expect("create the directory");
+
+    let exported = finish(
+        moat()
+            .arg("--audit-db")
+            .arg(&db)
+            .args(["audit", "export", "--out", "."])
+            .current_dir(&here),
+    );
+
+    assert_eq!(exported.code, 0, "{exported:#?}");
+    assert!(here.join("SHA256SUMS").is_file());
+    assert!(here.join("records.jsonl").is_file());
+}
+
+#[test]
+fn audit_report_creates_parents() {
+    let dir = tempdir();
+    let db = recorded_store(dir.path());
+    let page = dir.path().join("reports/2026/march.html");
+
+    let reported = audit(
+        &db,
+        &["report", "--out", page.to_str().expect("UTF-8 path")],
+    );
+
+    assert_eq!(reported.code, 0, "{reported:#?}");
+    assert!(page.is_file());
+}
