@@ -5,7 +5,7 @@
 //! links wasmtime and stays quick to compile.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cargo;
@@ -39,6 +39,17 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     fuel_runs: Option<u32>,
 
+    /// Timed fresh-sandbox runs for each guest with audit recording, and as
+    /// many without [moat-bench default: 100]
+    #[arg(long, value_name = "N")]
+    audit_runs: Option<u32>,
+
+    /// Directory in which moat-bench creates its temporary audit stores
+    /// [default: target, on the checkout's disk rather than a /tmp that may
+    /// be tmpfs, where fsync costs nothing]
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+
     /// Print the results as one JSON object instead of a table
     #[arg(long)]
     json: bool,
@@ -66,6 +77,10 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     // NOTE: assumes the default target directory. With CARGO_TARGET_DIR set,
     // cargo puts the binaries elsewhere and this path does not exist.
     let release = root.join("target/release");
+    let audit_dir = match &args.audit_dir {
+        Some(dir) => dir.clone(),
+        None => root.join("target"),
+    };
     let mut bench =
         Command::new(release.join(format!("moat-bench{}", std::env::consts::EXE_SUFFIX)));
     bench
@@ -73,6 +88,8 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         .arg(root.join("target/guests"))
         .arg("--moat")
         .arg(release.join(format!("moat{}", std::env::consts::EXE_SUFFIX)))
+        .arg("--audit-dir")
+        .arg(audit_dir)
         .args(forwarded_options(args))
         .current_dir(root);
     run_command(&mut bench, "run the benchmark")
@@ -86,6 +103,7 @@ fn forwarded_options(args: &BenchArgs) -> Vec<OsString> {
         ("--reference-runs", args.reference_runs),
         ("--cli-runs", args.cli_runs),
         ("--fuel-runs", args.fuel_runs),
+        ("--audit-runs", args.audit_runs),
     ];
     let mut options = Vec::new();
     for (flag, value) in counts {

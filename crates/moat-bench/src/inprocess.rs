@@ -253,7 +253,7 @@ async fn time_one_run(
 
 /// Fails unless the run ended `ok` with the expected stdout, so that a
 /// broken guest never yields a fast but meaningless timing.
-fn check_report(
+pub fn check_report(
     program: &Program,
     report: Result<RunReport, moat_runtime::RuntimeError>,
 ) -> anyhow::Result<()> {
@@ -291,6 +291,6 @@ fn check_report(
     Ok(())
 }
 
-fn summarise(timings: &[Duration]) -> anyhow::Result<Summary> {
+pub fn summarise(timings: &[Duration]) -> anyhow::Result<Summary> {
     Summary::of(timings).context("no timed runs: the run count must be at least 1")
 }

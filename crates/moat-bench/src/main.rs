@@ -1,11 +1,14 @@
 //! `moat-bench`: measures fresh-sandbox start-up, `moat run` end to end and
-//! the cost of fuel metering, next to reference interpreters, and prints a
-//! table or JSON. Build it in release mode, as `cargo xtask bench` does.
+//! the cost of fuel metering and of audit recording, next to reference
+//! interpreters, and prints a table or JSON. Build it in release mode, as
+//! `cargo xtask bench` does.
 
+mod audit;
 mod inprocess;
 mod process;
 mod report;
 mod stats;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,11 +17,13 @@ use anyhow::Context;
 use clap::Parser;
 use moat_runtime::{ComponentCache, FileAccess, Language, Runtime, RuntimeConfig};
 
+use crate::audit::{BenchStore, measure_audit_cost};
 use crate::inprocess::{GuestLoad, measure_fresh_sandbox, measure_fuel_cost};
 use crate::process::{ProcessCommand, find_node, find_python, measure_process};
 use crate::report::{BenchReport, EndToEnd, Reference, Row, Settings};
 
-/// Measure moat's sandbox start-up, end-to-end latency and fuel overhead.
+/// Measure moat's sandbox start-up, end-to-end latency, fuel overhead and
+/// audit recording cost.
 ///
 /// A missed target is reported but never changes the exit status. The
 /// status is non-zero only when a measurement fails, for example when a
@@ -58,6 +63,18 @@ struct Args {
     /// Timed runs of the CPU-bound loop with and without fuel metering, each
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     fuel_runs: u32,
+
+    /// Timed fresh-sandbox runs for each guest with audit recording, and as
+    /// many without
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    audit_runs: u32,
+
+    /// Directory for the temporary audit stores of the in-process runs and
+    /// the `moat run` processes. Put it on the disk to measure, because
+    /// fsync costs differ by disk and nothing on tmpfs [default: the parent
+    /// of the cache directory]
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
 
     /// Print the results as one JSON object instead of a table
     #[arg(long)]
@@ -105,6 +122,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         reference_runs: args.reference_runs,
         cli_runs: args.cli_runs,
         fuel_runs: args.fuel_runs,
+        audit_runs: args.audit_runs,
     };
     let mut guest_loads = Vec::new();
 
@@ -124,8 +142,47 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         fresh_sandbox.push((*language, Row::Measured(fresh)));
     }
 
+    let audit_parent = match &args.audit_dir {
+        Some(dir) => dir.clone(),
+        None => cache_dir.parent().unwrap_or(&cache_dir).to_path_buf(),
+    };
+    let audit_store = BenchStore::create(&audit_parent)?;
+    if audit_store.location.filesystem.as_deref() == Some("tmpfs") {
+        progress(&format!(
+            "warning: the audit store {} is on tmpfs, where fsync costs nothing; \
+             pass --audit-dir on a disk to measure a real store",
+            audit_store.location.path.display()
+        ));
+    }
+    progress("timing 4 KiB appends with fdatasync beside the audit store");
+    let disk_sync = audit_store.measure_disk_sync(args.warmup, args.audit_runs)?;
+    let mut audit_cost = Vec::new();
+    for (language, available) in &languages {
+        if !available {
+            audit_cost.push((*language, Row::Skipped(not_built(*language))));
+            continue;
+        }
+        progress(&format!(
+            "timing fresh {language} sandboxes with and without audit recording"
+        ));
+        let cost = measure_audit_cost(
+            &metered,
+            &audit_store.recorder,
+            *language,
+            args.warmup,
+            args.audit_runs,
+        )
+        .await?;
+        audit_cost.push((*language, Row::Measured(cost)));
+    }
+
     let references = measure_references(args)?;
-    let end_to_end = measure_end_to_end(args, &cache_dir, workspace.path())?;
+    let end_to_end = measure_end_to_end(
+        args,
+        &cache_dir,
+        &audit_store.end_to_end_store(),
+        workspace.path(),
+    )?;
 
     let unmetered = new_runtime(&args.guest_dir, &cache_dir, false)?;
     let mut fuel_cost = Vec::new();
@@ -152,6 +209,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         settings,
         guest_loads,
         fresh_sandbox,
+        audit_store: audit_store.location.clone(),
+        disk_sync,
+        audit_cost,
         references,
         end_to_end,
         fuel_cost,
@@ -243,10 +303,12 @@ fn measure_references(args: &Args) -> anyhow::Result<Vec<Reference>> {
 }
 
 /// Times `moat run hello.py` as a process after one untimed run, with the
-/// compiled Python guest already in `cache_dir`.
+/// compiled Python guest already in `cache_dir` and its records going to
+/// `audit_db`.
 fn measure_end_to_end(
     args: &Args,
     cache_dir: &Path,
+    audit_db: &Path,
     scratch: &Path,
 ) -> anyhow::Result<Row<EndToEnd>> {
     if !args
@@ -270,7 +332,7 @@ fn measure_end_to_end(
     let script = scratch.join("hello.py");
     std::fs::write(&script, "print(1)\n")
         .with_context(|| format!("failed to write {}", script.display()))?;
-    let command = ProcessCommand::moat_run(&moat, &args.guest_dir, cache_dir, &script);
+    let command = ProcessCommand::moat_run(&moat, &args.guest_dir, cache_dir, audit_db, &script);
 
     progress("timing moat run hello.py");
     let timing = measure_process(&command, 1, args.cli_runs)?;

@@ -39,11 +39,13 @@ impl ProcessCommand {
     }
 
     /// `moat run SCRIPT` with explicit guest and cache directories, so the
-    /// run uses the same compiled guest as the rest of the benchmark.
+    /// run uses the same compiled guest as the rest of the benchmark, and an
+    /// explicit audit store, so the runs stay out of the user's own trail.
     pub fn moat_run(
         moat: &Path,
         guest_dir: &Path,
         cache_dir: &Path,
+        audit_db: &Path,
         script: &Path,
     ) -> ProcessCommand {
         ProcessCommand {
@@ -53,6 +55,8 @@ impl ProcessCommand {
                 guest_dir.into(),
                 "--cache-dir".into(),
                 cache_dir.into(),
+                "--audit-db".into(),
+                audit_db.into(),
                 "run".into(),
                 script.into(),
             ],

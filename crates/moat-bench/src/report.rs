@@ -1,12 +1,13 @@
-//! The benchmark's results, the targets they are judged against, and their
-//! plain-text rendering. The same structure is printed as JSON by `--json`.
+//! The benchmark's results and the targets they are judged against. The
+//! same structure is printed as JSON by `--json`, and as a table by the
+//! `text` module.
 
-use std::fmt::Write;
 use std::path::PathBuf;
 
 use moat_runtime::Language;
 use serde::Serialize;
 
+use crate::audit::{AuditCost, StoreLocation};
 use crate::inprocess::{FreshSandbox, FuelCost, GuestLoad};
 use crate::stats::Summary;
 
@@ -21,6 +22,10 @@ pub const JAVASCRIPT_FRESH_TARGET_MS: f64 = 0.5;
 /// guest is cached. A median equal to the limit misses.
 pub const MOAT_RUN_TARGET_MS: f64 = 150.0;
 
+/// Target for what audit recording adds to a fresh execution: the median
+/// with recording minus the median without, for each guest.
+pub const AUDIT_RECORDING_TARGET_MS: f64 = 1.0;
+
 /// A measurement, or the reason it was not made.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", content = "value", rename_all = "snake_case")]
@@ -30,7 +35,7 @@ pub enum Row<T> {
 }
 
 impl<T> Row<T> {
-    fn measured(&self) -> Option<&T> {
+    pub fn measured(&self) -> Option<&T> {
         match self {
             Row::Measured(value) => Some(value),
             Row::Skipped(_) => None,
@@ -46,6 +51,7 @@ pub struct Settings {
     pub reference_runs: u32,
     pub cli_runs: u32,
     pub fuel_runs: u32,
+    pub audit_runs: u32,
 }
 
 /// A reference interpreter started as a process.
@@ -76,6 +82,8 @@ pub struct TargetResult {
     pub limit_ms: f64,
     /// Whether a median equal to the bound passes.
     pub inclusive: bool,
+    /// The measured median; for the audit recording targets, the median
+    /// with recording minus the median without.
     pub median_ms: Option<f64>,
     pub passed: Option<bool>,
 }
@@ -90,6 +98,13 @@ pub struct BenchReport {
     pub guest_loads: Vec<GuestLoad>,
     /// One row for each guest, in `Language::ALL` order.
     pub fresh_sandbox: Vec<(Language, Row<FreshSandbox>)>,
+    /// The store that the recorded runs of `audit_cost` appended to.
+    pub audit_store: StoreLocation,
+    /// Appending 4 KiB to a file beside the audit store and syncing it: the
+    /// floor under each append.
+    pub disk_sync: Summary,
+    /// One row for each guest, in `Language::ALL` order.
+    pub audit_cost: Vec<(Language, Row<AuditCost>)>,
     pub references: Vec<Reference>,
     pub end_to_end: Row<EndToEnd>,
     pub fuel_cost: Vec<(Language, Row<FuelCost>)>,
@@ -97,7 +112,9 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    /// Judges the measured medians against the three targets.
+    /// Judges the measured medians against the targets: the three latency
+    /// targets first, then the audit recording target of each guest in
+    /// `Language::ALL` order.
     pub fn judge_targets(&mut self) {
         let python = self.fresh_median(Language::Python);
         let javascript = self.fresh_median(Language::JavaScript);
@@ -125,9 +142,18 @@ impl BenchReport {
                 moat_run,
             ),
         ];
+        for language in Language::ALL {
+            let added = self.audit_cost(language).map(|cost| cost.added_ms);
+            self.targets.push(judge(
+                audit_target_name(language),
+                AUDIT_RECORDING_TARGET_MS,
+                true,
+                added,
+            ));
+        }
     }
 
-    fn fresh_median(&self, language: Language) -> Option<f64> {
+    pub fn fresh_median(&self, language: Language) -> Option<f64> {
         self.fresh_sandbox
             .iter()
             .find(|(row_language, _)| *row_language == language)
@@ -135,208 +161,25 @@ impl BenchReport {
             .map(|fresh| fresh.total.median_ms)
     }
 
-    /// Renders the report as aligned plain text.
-    pub fn render_text(&self) -> String {
-        let mut text = String::new();
-        // Writing to a String cannot fail, so the results are ignored.
-        let _ = self.write_text(&mut text);
-        text
+    fn audit_cost(&self, language: Language) -> Option<&AuditCost> {
+        self.audit_cost
+            .iter()
+            .find(|(row_language, _)| *row_language == language)
+            .and_then(|(_, row)| row.measured())
     }
 
-    fn write_text(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "moat-bench: release build, {} CPUs", self.cpus)?;
-        writeln!(out, "guest dir  {}", self.guest_dir.display())?;
-        writeln!(out, "cache dir  {}", self.cache_dir.display())?;
-
-        writeln!(out, "\nGuest loading (once per runtime, before any timing)")?;
-        for load in &self.guest_loads {
-            let metering = match load.fuel_metering {
-                true => "fuel and epochs",
-                false => "epochs only",
-            };
-            let label = format!("{} guest, {metering}", load.language);
-            writeln!(
-                out,
-                "  {label:<44} {:>11}   cache {}",
-                ms(load.load_ms),
-                load.cache
-            )?;
-        }
-
-        let settings = self.settings;
-        writeln!(
-            out,
-            "\nFresh sandbox in-process: {} runs after {} warm-up runs",
-            settings.runs, settings.warmup
-        )?;
-        writeln!(out, "  {:<44} {:>11} {:>11}   target", "", "median", "p95")?;
-        for (language, row) in &self.fresh_sandbox {
-            let target = self.target_for(*language);
-            match row {
-                Row::Measured(fresh) => write_fresh(out, fresh, target)?,
-                Row::Skipped(reason) => writeln!(out, "  {language:<44} {reason}")?,
-            }
-        }
-
-        writeln!(
-            out,
-            "\nReference processes: {} runs after {} warm-up runs",
-            settings.reference_runs, settings.warmup
-        )?;
-        for reference in &self.references {
-            self.write_reference(out, reference)?;
-        }
-
-        writeln!(
-            out,
-            "\nEnd to end: moat run as a process, {} runs after 1 warm-up run, compiled guest cached",
-            settings.cli_runs
-        )?;
-        match &self.end_to_end {
-            Row::Measured(end_to_end) => {
-                let target = self.targets.get(2);
-                write_summary(out, "moat run hello.py", &end_to_end.timing, target)?;
-                writeln!(out, "    command: {}", end_to_end.command)?;
-            }
-            Row::Skipped(reason) => writeln!(out, "  {:<44} {reason}", "moat run hello.py")?,
-        }
-
-        writeln!(
-            out,
-            "\nFuel metering cost, CPU-bound loop in a fresh sandbox: {} runs each, alternating",
-            settings.fuel_runs
-        )?;
-        for (language, row) in &self.fuel_cost {
-            match row {
-                Row::Measured(cost) => write_fuel_cost(out, cost)?,
-                Row::Skipped(reason) => writeln!(out, "  {language:<44} {reason}")?,
-            }
-        }
-
-        writeln!(out, "\nTargets (medians; a miss is reported, never fatal)")?;
-        for target in &self.targets {
-            let bound = match target.inclusive {
-                true => "<=",
-                false => "<",
-            };
-            let median = target
-                .median_ms
-                .map(ms)
-                .unwrap_or_else(|| "not measured".into());
-            writeln!(
-                out,
-                "  {:<44} {median:>11}   {bound} {}   {}",
-                target.name,
-                ms(target.limit_ms),
-                verdict(target)
-            )?;
-        }
-        Ok(())
-    }
-
-    fn target_for(&self, language: Language) -> Option<&TargetResult> {
-        match language {
-            Language::Python => self.targets.first(),
-            Language::JavaScript => self.targets.get(1),
-        }
-    }
-
-    fn write_reference(&self, out: &mut String, reference: &Reference) -> std::fmt::Result {
-        let summary = match &reference.timing {
-            Row::Measured(summary) => summary,
-            Row::Skipped(reason) => return writeln!(out, "  {:<44} {reason}", reference.command),
-        };
-        write_summary(out, reference.command, summary, None)?;
-        if let Some(executable) = &reference.executable {
-            writeln!(out, "    executable: {}", executable.display())?;
-        }
-
-        if let Some(fresh) = self.fresh_median(reference.language) {
-            let comparison = compare(fresh, summary.median_ms);
-            writeln!(
-                out,
-                "    moat {} fresh sandbox in-process: {comparison}",
-                reference.language
-            )?;
-        }
-        let moat_run = self
-            .end_to_end
-            .measured()
-            .map(|end_to_end| end_to_end.timing.median_ms);
-        if let (Language::Python, Some(moat_run)) = (reference.language, moat_run) {
-            let comparison = compare(moat_run, summary.median_ms);
-            writeln!(out, "    moat run hello.py as a process: {comparison}")?;
-        }
-        Ok(())
+    /// Returns the audit recording target of `language`.
+    pub fn audit_target(&self, language: Language) -> Option<&TargetResult> {
+        let name = audit_target_name(language);
+        self.targets.iter().find(|target| target.name == name)
     }
 }
 
-fn write_fresh(
-    out: &mut String,
-    fresh: &FreshSandbox,
-    target: Option<&TargetResult>,
-) -> std::fmt::Result {
-    let label = format!("{} {}", fresh.language, fresh.code);
-    writeln!(out, "  {label}")?;
-    write_summary(out, "  Sandbox::new + first run", &fresh.total, target)?;
-    write_summary(out, "    Sandbox::new", &fresh.setup, None)?;
-    write_summary(
-        out,
-        "    first run (instantiate + call)",
-        &fresh.first_run,
-        None,
-    )?;
-    write_summary(
-        out,
-        "  second run, same instance (call only)",
-        &fresh.reused_run,
-        None,
-    )?;
-    write_summary(out, "  drop (not in the total)", &fresh.teardown, None)?;
-    let instantiate = fresh.first_run.median_ms - fresh.reused_run.median_ms;
-    writeln!(
-        out,
-        "    instantiation and first-call setup (first minus second run median): {}",
-        ms(instantiate)
-    )
-}
-
-fn write_fuel_cost(out: &mut String, cost: &FuelCost) -> std::fmt::Result {
-    writeln!(out, "  {} {}", cost.language, cost.code)?;
-    write_summary(out, "  fuel and epochs", &cost.fuel, None)?;
-    write_summary(out, "  epochs only", &cost.epoch_only, None)?;
-    writeln!(
-        out,
-        "    fuel metering makes it {:.2}x as slow (ratio of medians)",
-        cost.ratio
-    )
-}
-
-fn write_summary(
-    out: &mut String,
-    label: &str,
-    summary: &Summary,
-    target: Option<&TargetResult>,
-) -> std::fmt::Result {
-    write!(
-        out,
-        "  {label:<44} {:>11} {:>11}",
-        ms(summary.median_ms),
-        ms(summary.p95_ms)
-    )?;
-    if let Some(target) = target {
-        let bound = match target.inclusive {
-            true => "<=",
-            false => "<",
-        };
-        write!(
-            out,
-            "   {bound} {}  {}",
-            ms(target.limit_ms),
-            verdict(target)
-        )?;
+fn audit_target_name(language: Language) -> &'static str {
+    match language {
+        Language::Python => "python audit recording, added median",
+        Language::JavaScript => "javascript audit recording, added median",
     }
-    writeln!(out)
 }
 
 fn judge(
@@ -358,59 +201,9 @@ fn judge(
     }
 }
 
-fn verdict(target: &TargetResult) -> &'static str {
-    match target.passed {
-        Some(true) => "PASS",
-        Some(false) => "MISS",
-        None => "-",
-    }
-}
-
-/// Phrases how `moat_ms` compares with `reference_ms`.
-fn compare(moat_ms: f64, reference_ms: f64) -> String {
-    if moat_ms <= reference_ms {
-        format!(
-            "{:.1}x faster ({} against {})",
-            reference_ms / moat_ms,
-            ms(moat_ms),
-            ms(reference_ms)
-        )
-    } else {
-        format!(
-            "{:.1}x slower ({} against {})",
-            moat_ms / reference_ms,
-            ms(moat_ms),
-            ms(reference_ms)
-        )
-    }
-}
-
-/// Milliseconds with three significant figures or more.
-fn ms(value: f64) -> String {
-    if value < 10.0 {
-        format!("{value:.3} ms")
-    } else if value < 100.0 {
-        format!("{value:.2} ms")
-    } else {
-        format!("{value:.1} ms")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compare_says_faster_or_slower() {
-        assert_eq!(
-            compare(1.0, 10.0),
-            "10.0x faster (1.000 ms against 10.00 ms)"
-        );
-        assert_eq!(
-            compare(30.0, 10.0),
-            "3.0x slower (30.00 ms against 10.00 ms)"
-        );
-    }
 
     #[test]
     fn judge_respects_inclusive_bound() {
