@@ -32,11 +32,11 @@ use crate::capture::sha256_hex;
 use crate::error::AuditError;
 use crate::filter::{Filter, Kind};
 use crate::output::{check_destination, check_output, move_into, sync_dir};
-use crate::query::{Listed, StoredEntry, select_in};
+use crate::query::{Listed, Selector, StoredEntry, entry_at};
 use crate::record::Event;
 use crate::store::{AuditStore, now_rfc3339};
 use crate::summary_csv::summary_csv;
-use crate::verify::{Head, Verification, verify_in};
+use crate::verify::{Head, Verification, verify_visiting};
 
 /// Version of the bundle's layout, in `manifest.json`.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -73,18 +73,27 @@ fn gather_in(
     store: &AuditStore,
     filter: &Filter,
 ) -> Result<Gathered, AuditError> {
-    let verification = verify_in(connection, store, None)?;
-    let with_starts = filter.kind == Kind::Execution;
-    let selection = select_in(connection, store, filter, with_starts)?;
+    // One pass verifies the chain and selects, so each body is parsed once.
+    let mut selector = Selector::new(filter, filter.kind == Kind::Execution);
+    let verification = verify_visiting(connection, store, &mut |scanned| {
+        selector.visit(scanned);
+    })?;
+    let selection = selector.finish();
 
     let mut records: BTreeMap<u64, StoredEntry> = BTreeMap::new();
     for listed in &selection.listing.entries {
         records.insert(listed.entry.seq, listed.entry.clone());
-        if let Some(execution) = listed.entry.execution()
-            && let Some(starts) = selection.starts.get(&execution.execution_id)
+        let Some(execution) = listed.entry.execution() else {
+            continue;
+        };
+        for seq in selection
+            .starts
+            .get(&execution.execution_id)
+            .into_iter()
+            .flatten()
         {
-            for start in starts {
-                records.insert(start.seq, start.clone());
+            if let Some(start) = entry_at(connection, store, *seq)? {
+                records.insert(start.seq, start);
             }
         }
     }

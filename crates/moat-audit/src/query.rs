@@ -11,6 +11,7 @@
 //! fields) does not stop a search: the record is kept as damaged, with its
 //! stored bytes, so that it can be shown and exported.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 
@@ -22,7 +23,7 @@ use crate::error::AuditError;
 use crate::filter::{DAMAGED, Filter, UNFINISHED};
 use crate::record::{EntryBody, Event, Execution};
 use crate::store::AuditStore;
-use crate::verify::{COLUMNS_SQL, check_columns};
+use crate::verify::{COLUMNS_SQL, Problem, check_columns};
 
 /// Order of a listing, by position in the chain.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl AuditStore {
             if let (Order::NewestFirst, Some(limit)) = (order, limit) {
                 return newest_in(connection, self, filter, limit);
             }
-            let selection = select_in(connection, self, filter, false)?;
+            let selection = select_in(connection, self, filter)?;
             let mut listing = selection.listing;
             if order == Order::NewestFirst {
                 listing.entries.reverse();
@@ -234,23 +235,24 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<StoredEntry>> 
     }))
 }
 
-/// One record read by [`scan`].
-struct Scanned {
-    entry: StoredEntry,
-    /// The indexed columns agree with the body; true for a damaged record,
-    /// whose columns cannot be checked.
-    columns_agree: bool,
+/// One row of `entries` read by [`scan`].
+pub(crate) struct Scanned {
+    /// The stored record number.
+    pub seq: i64,
+    /// The record, or `None` when its number is below 1.
+    pub entry: Option<StoredEntry>,
+    /// The first indexed column that disagrees with a valid body.
+    pub column_problem: Option<Problem>,
 }
 
 /// Reads every record in chain order, or newest first for
-/// [`Order::NewestFirst`], and passes each to `visit` until it breaks. Returns the stored
-/// record numbers below 1, which are skipped.
-fn scan(
+/// [`Order::NewestFirst`], and passes each to `visit` until it breaks.
+pub(crate) fn scan(
     connection: &Connection,
     store: &AuditStore,
     order: Order,
-    mut visit: impl FnMut(Scanned) -> ControlFlow<()>,
-) -> Result<Vec<i64>, AuditError> {
+    mut visit: impl FnMut(Scanned) -> Result<ControlFlow<()>, AuditError>,
+) -> Result<(), AuditError> {
     let read = |e| store.read_error(e);
     let direction = match order {
         Order::OldestFirst => "ASC",
@@ -262,25 +264,23 @@ fn scan(
         ))
         .map_err(read)?;
     let mut rows = statement.query([]).map_err(read)?;
-    let mut invalid_seqs = Vec::new();
     while let Some(row) = rows.next().map_err(read)? {
-        let Some(entry) = read_entry(row).map_err(read)? else {
-            invalid_seqs.push(row.get(0).map_err(read)?);
-            continue;
+        let seq: i64 = row.get(0).map_err(read)?;
+        let entry = read_entry(row).map_err(read)?;
+        let column_problem = match entry.as_ref().and_then(StoredEntry::record) {
+            Some(body) => check_columns(row, body).map_err(read)?,
+            None => None,
         };
-        let columns_agree = match &entry.body {
-            Ok(body) => check_columns(row, body).map_err(read)?.is_none(),
-            Err(_) => true,
-        };
-        let flow = visit(Scanned {
+        let scanned = Scanned {
+            seq,
             entry,
-            columns_agree,
-        });
-        if flow.is_break() {
+            column_problem,
+        };
+        if visit(scanned)?.is_break() {
             break;
         }
     }
-    Ok(invalid_seqs)
+    Ok(())
 }
 
 /// Lists the newest `limit` records that `filter` selects, reading from
@@ -301,132 +301,155 @@ fn newest_in(
     if limit == 0 {
         return Ok(listing);
     }
-    listing.invalid_seqs = scan(connection, store, Order::NewestFirst, |scanned| {
-        let Scanned {
-            entry,
-            columns_agree,
-        } = scanned;
-        if !columns_agree {
+    scan(connection, store, Order::NewestFirst, |scanned| {
+        let Some(entry) = scanned.entry else {
+            listing.invalid_seqs.push(scanned.seq);
+            return Ok(ControlFlow::Continue(()));
+        };
+        if scanned.column_problem.is_some() {
             listing.index_mismatches.push(entry.seq);
         }
-        let unfinished = match &entry.body {
-            Err(_) => {
-                match filter.selects_damaged() {
-                    true => listing.entries.push(Listed {
-                        entry,
-                        unfinished: false,
-                    }),
-                    false => listing.damaged_left_out.push(entry.seq),
-                }
-                return match listing.entries.len() >= limit {
-                    true => ControlFlow::Break(()),
-                    false => ControlFlow::Continue(()),
-                };
+        let unfinished = match entry.event() {
+            Some(Event::Execution(execution)) => {
+                finished.insert(execution.execution_id.clone());
+                false
             }
-            Ok(body) => match &body.event {
-                Event::Execution(execution) => {
-                    finished.insert(execution.execution_id.clone());
-                    false
-                }
-                Event::ExecutionStarted(start) => !finished.contains(&start.execution_id),
-                _ => false,
-            },
+            Some(Event::ExecutionStarted(start)) => !finished.contains(&start.execution_id),
+            _ => false,
         };
-        let selected = entry.record().is_some_and(|body| {
-            filter.outcome.as_deref() != Some(DAMAGED) && filter.matches(body, unfinished)
-        });
+        let selected = match entry.record() {
+            None if filter.selects_damaged() => true,
+            None => {
+                listing.damaged_left_out.push(entry.seq);
+                false
+            }
+            Some(body) => {
+                filter.outcome.as_deref() != Some(DAMAGED) && filter.matches(body, unfinished)
+            }
+        };
         if selected {
             listing.entries.push(Listed { entry, unfinished });
         }
-        match listing.entries.len() >= limit {
+        Ok(match listing.entries.len() >= limit {
             true => ControlFlow::Break(()),
             false => ControlFlow::Continue(()),
-        }
+        })
     })?;
     Ok(listing)
 }
 
-/// The records a filter selects, oldest first, with the `execution_started`
-/// records of every execution when they were asked for.
+/// The records a filter selects, oldest first, with where the
+/// `execution_started` records of every execution are, when that was asked
+/// for.
 pub(crate) struct Selection {
     /// The selected records, oldest first, and the warnings of the search.
     pub listing: Listing,
-    /// Every `execution_started` record, by execution id, when
-    /// [`select_in`] was asked to keep them.
-    pub starts: HashMap<String, Vec<StoredEntry>>,
+    /// The numbers of every `execution_started` record, by execution id,
+    /// when the [`Selector`] was asked to keep them.
+    pub starts: HashMap<String, Vec<u64>>,
 }
 
-/// Selects the records that `filter` matches by reading every body, on
-/// `connection`, which may be inside a transaction.
-pub(crate) fn select_in(
-    connection: &Connection,
-    store: &AuditStore,
-    filter: &Filter,
+/// Selects the records that a filter matches from every record of the
+/// chain, passed in order to [`Selector::visit`].
+pub(crate) struct Selector<'f> {
+    filter: &'f Filter,
     keep_starts: bool,
-) -> Result<Selection, AuditError> {
-    let mut listing = Listing::default();
-    let mut selected: Vec<StoredEntry> = Vec::new();
-    // Whether a start record is selected depends on whether its execution
-    // has an end record anywhere in the chain, known after the scan.
-    let mut finished: HashSet<String> = HashSet::new();
-    let mut starts: HashMap<String, Vec<StoredEntry>> = HashMap::new();
+    listing: Listing,
+    selected: Vec<StoredEntry>,
+    /// Execution ids with an end record. Whether a start record is
+    /// selected depends on them, so it is decided in [`Selector::finish`].
+    finished: HashSet<String>,
+    starts: HashMap<String, Vec<u64>>,
+}
 
-    listing.invalid_seqs = scan(connection, store, Order::OldestFirst, |scanned| {
-        let Scanned {
-            entry,
-            columns_agree,
-        } = scanned;
-        if !columns_agree {
-            listing.index_mismatches.push(entry.seq);
+impl<'f> Selector<'f> {
+    pub(crate) fn new(filter: &'f Filter, keep_starts: bool) -> Selector<'f> {
+        Selector {
+            filter,
+            keep_starts,
+            listing: Listing::default(),
+            selected: Vec::new(),
+            finished: HashSet::new(),
+            starts: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn visit(&mut self, scanned: Scanned) {
+        let filter = self.filter;
+        let Some(entry) = scanned.entry else {
+            self.listing.invalid_seqs.push(scanned.seq);
+            return;
+        };
+        if scanned.column_problem.is_some() {
+            self.listing.index_mismatches.push(entry.seq);
         }
         let Ok(body) = &entry.body else {
             match filter.selects_damaged() {
-                true => selected.push(entry),
-                false => listing.damaged_left_out.push(entry.seq),
+                true => self.selected.push(entry),
+                false => self.listing.damaged_left_out.push(entry.seq),
             }
-            return ControlFlow::Continue(());
+            return;
         };
         if filter.outcome.as_deref() == Some(DAMAGED) {
-            return ControlFlow::Continue(());
+            return;
         }
         match &body.event {
             Event::ExecutionStarted(start) => {
-                let may_match = filter.matches(body, true) || filter.matches(body, false);
-                if keep_starts {
+                if self.keep_starts {
                     let id = start.execution_id.clone();
-                    if may_match {
-                        selected.push(entry.clone());
-                    }
-                    starts.entry(id).or_default().push(entry);
-                } else if may_match {
-                    selected.push(entry);
+                    self.starts.entry(id).or_default().push(entry.seq);
+                }
+                if filter.matches(body, true) || filter.matches(body, false) {
+                    self.selected.push(entry);
                 }
             }
             event => {
                 if let Event::Execution(execution) = event {
-                    finished.insert(execution.execution_id.clone());
+                    self.finished.insert(execution.execution_id.clone());
                 }
                 if filter.matches(body, false) {
-                    selected.push(entry);
+                    self.selected.push(entry);
                 }
             }
         }
-        ControlFlow::Continue(())
-    })?;
-
-    for entry in selected {
-        let unfinished = match entry.event() {
-            Some(Event::ExecutionStarted(start)) => !finished.contains(&start.execution_id),
-            _ => false,
-        };
-        if let Some(body) = entry.record()
-            && !filter.matches(body, unfinished)
-        {
-            continue;
-        }
-        listing.entries.push(Listed { entry, unfinished });
     }
-    Ok(Selection { listing, starts })
+
+    pub(crate) fn finish(self) -> Selection {
+        let mut listing = self.listing;
+        for entry in self.selected {
+            let unfinished = match entry.event() {
+                Some(Event::ExecutionStarted(start)) => {
+                    !self.finished.contains(&start.execution_id)
+                }
+                _ => false,
+            };
+            if let Some(body) = entry.record()
+                && !self.filter.matches(body, unfinished)
+            {
+                continue;
+            }
+            listing.entries.push(Listed { entry, unfinished });
+        }
+        Selection {
+            listing,
+            starts: self.starts,
+        }
+    }
+}
+
+/// Selects the records that `filter` matches by reading every body, on
+/// `connection`, which may be inside a transaction.
+fn select_in(
+    connection: &Connection,
+    store: &AuditStore,
+    filter: &Filter,
+) -> Result<Selection, AuditError> {
+    let mut selector = Selector::new(filter, false);
+    scan(connection, store, Order::OldestFirst, |scanned| {
+        selector.visit(scanned);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(selector.finish())
 }
 
 fn find_in(connection: &Connection, store: &AuditStore, id: &str) -> Result<Found, AuditError> {
@@ -515,23 +538,59 @@ fn not_found(store: &AuditStore, id: &str) -> AuditError {
 
 /// Returns the records of every execution whose id, as its bodies give
 /// it, starts with `prefix`, by execution id, oldest first.
+///
+/// Each body is first read for its execution id alone, which is several
+/// times faster than parsing the whole record. Only bodies whose id
+/// matches are parsed in full, and a damaged body never matches.
 fn executions_with_prefix(
     connection: &Connection,
     store: &AuditStore,
     prefix: &str,
 ) -> Result<BTreeMap<String, Vec<StoredEntry>>, AuditError> {
+    let read = |e| store.read_error(e);
+    let mut statement = connection
+        .prepare("SELECT seq, hash, body FROM entries ORDER BY seq")
+        .map_err(read)?;
+    let mut rows = statement.query([]).map_err(read)?;
     let mut executions: BTreeMap<String, Vec<StoredEntry>> = BTreeMap::new();
-    scan(connection, store, Order::OldestFirst, |scanned| {
-        let entry = scanned.entry;
+    while let Some(row) = rows.next().map_err(read)? {
+        let ValueRef::Text(text) = row.get_ref(2).map_err(read)? else {
+            continue;
+        };
+        let Ok(probe) = serde_json::from_slice::<IdProbe<'_>>(text) else {
+            continue;
+        };
+        if !probe
+            .event
+            .execution_id
+            .is_some_and(|id| id.starts_with(prefix))
+        {
+            continue;
+        }
+        let Some(entry) = read_entry(row).map_err(read)? else {
+            continue;
+        };
         if let Some(execution_id) = entry.event().and_then(Event::execution_id)
             && execution_id.starts_with(prefix)
         {
             let execution_id = execution_id.to_owned();
             executions.entry(execution_id).or_default().push(entry);
         }
-        ControlFlow::Continue(())
-    })?;
+    }
     Ok(executions)
+}
+
+/// The execution id of a body, read without parsing the rest of it.
+#[derive(serde::Deserialize)]
+struct IdProbe<'a> {
+    #[serde(borrow)]
+    event: EventIdProbe<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventIdProbe<'a> {
+    #[serde(borrow)]
+    execution_id: Option<Cow<'a, str>>,
 }
 
 pub(crate) fn entry_at(

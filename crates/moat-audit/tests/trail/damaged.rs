@@ -185,6 +185,11 @@ fn export_keeps_damaged_body() {
     let summary = export(&store, &Filter::default(), &bundle, &[]).expect("export");
 
     assert!(!summary.verification.valid);
+    assert_eq!(
+        summary.verification,
+        store.verify(None).expect("verify"),
+        "the export's pass verifies like verify"
+    );
     assert_eq!(summary.damaged, [4]);
     assert_eq!(summary.selection.damaged, [4]);
     assert!(!summary.selection.all_link);

@@ -328,6 +328,30 @@ fn edited_execution_id_column_does_not_hide_run() {
 }
 
 #[test]
+fn escaped_execution_id_still_found() {
+    let (_dir, path, _) = fixture();
+    let connection = raw(&path);
+    let body = body_of(&connection, 5);
+    let escaped = body.replace(
+        "\"execution_id\":\"r2\"",
+        "\"execution_id\":\"\\u0072\\u0032\"",
+    );
+    assert_ne!(body, escaped, "record 5 names r2");
+    connection
+        .execute(
+            "UPDATE entries SET body = ?1, hash = ?2 WHERE seq = 5",
+            params![escaped, sha256_hex(escaped.as_bytes())],
+        )
+        .expect("edit");
+    let store = AuditStore::open_read_only(&path).expect("open");
+
+    let found = store.find("r2").expect("find r2");
+
+    let seqs: Vec<u64> = found.entries.iter().map(|entry| entry.seq).collect();
+    assert_eq!(seqs, [4, 5]);
+}
+
+#[test]
 fn edited_policy_text_fails_verification() {
     let (_dir, path, _) = fixture();
     let store = AuditStore::open(&path).expect("open");

@@ -160,6 +160,7 @@ fn audit_verify_catches_edit() {
     drop(connection);
     let broken = audit(&db, &["verify"]);
     let broken_json = audit(&db, &["verify", "--json"]);
+    let shown = audit(&db, &["show", "2"]);
 
     assert_eq!(valid.code, 0, "{valid:#?}");
     assert!(
@@ -187,6 +188,14 @@ fn audit_verify_catches_edit() {
     assert_eq!(value["valid"], false);
     assert_eq!(value["first_failure"]["seq"], 2);
     assert_eq!(value["first_failure"]["problem"], "hash_mismatch");
+    assert_eq!(shown.code, 1, "{shown:#?}");
+    assert!(
+        shown
+            .stdout
+            .contains("(DOES NOT match the body; run moat audit verify)"),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[test]
@@ -415,6 +424,7 @@ fn audit_damaged_record_still_read() {
     let page = dir.path().join("report.html");
 
     let listed = audit(&db, &["list"]);
+    let listed_json = audit(&db, &["list", "--json", "--outcome", "damaged"]);
     let filtered = audit(&db, &["list", "--principal", "tester"]);
     let shown = audit(&db, &["show", "4"]);
     let exported = audit(
@@ -433,6 +443,13 @@ fn audit_damaged_record_still_read() {
         .find(|line| line.trim_start().starts_with("4 "))
         .expect("a row for record 4");
     assert!(damaged_row.contains("damaged"), "{damaged_row}");
+    assert_eq!(listed_json.code, 1, "{listed_json:#?}");
+    let damaged = &json(&listed_json)[0];
+    assert_eq!(damaged["seq"], 4);
+    assert_eq!(damaged["status"], "damaged");
+    assert_eq!(damaged["record"], Value::Null);
+    assert_eq!(damaged["body"], "not json at all \u{0} <script>");
+    assert!(damaged["damaged"].as_str().is_some());
     assert_eq!(filtered.code, 1, "{filtered:#?}");
     assert_eq!(
         filtered.stderr,
@@ -555,6 +572,7 @@ fn audit_trigger_stops_runs() {
             .arg(&job),
     );
     let verified = audit(&db, &["verify"]);
+    let listed = audit(&db, &["list"]);
 
     assert_eq!(run.code, 125, "{run:#?}");
     assert!(
@@ -575,6 +593,19 @@ fn audit_trigger_stops_runs() {
             .contains("audit store broken: the store has trigger \"hide\""),
         "{}",
         verified.stdout
+    );
+    assert_eq!(listed.code, 1, "{listed:#?}");
+    assert!(
+        listed.stderr.starts_with(
+            "moat: warning: the store has trigger \"hide\" on table entries, which moat does not create"
+        ),
+        "{}",
+        listed.stderr
+    );
+    assert_eq!(
+        listed.stdout.lines().count(),
+        4,
+        "the records are still listed"
     );
 }
 
