@@ -175,6 +175,9 @@ pub fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
                 guest_hash: sandbox.guest_hash(),
                 started_at: moat_audit::now_rfc3339(),
             };
+            // TODO: append the start record while the guest instantiates,
+            // so its fsync overlaps; recording adds about 2 ms, over the
+            // 1 ms target (docs/benchmarks.md).
             recorder
                 .start(&info, &code)
                 .context("the audit trail cannot be written, so the script was not run")?;
