@@ -87,11 +87,16 @@ pub fn write_output(store: &AuditStore, path: &Path, bytes: &[u8]) -> Result<(),
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(name);
     prefix.push(".");
-    let mut staged = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".moat-tmp")
-        .tempfile_in(parent)
-        .map_err(output_error)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".moat-tmp");
+    // tempfile creates files readable by their owner alone. The output
+    // gets the permissions of any new file, which the umask narrows.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut staged = builder.tempfile_in(parent).map_err(output_error)?;
     staged.write_all(bytes).map_err(output_error)?;
     staged.as_file().sync_all().map_err(output_error)?;
     staged

@@ -135,6 +135,28 @@ fn report_creates_missing_parents() {
     assert_eq!(leftovers, ["march.html"]);
 }
 
+#[cfg(unix)]
+#[test]
+fn report_readable_like_new_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let (_path, store) = store_in(dir.path());
+    let output = dir.path().join("report.html");
+    let plain = dir.path().join("plain.txt");
+    std::fs::write(&plain, b"x").expect("write a plain file");
+
+    write_output(&store, &output, b"<html>").expect("write");
+
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&output), mode(&plain));
+}
+
 #[test]
 fn report_into_directory_rejected() {
     let dir = tempdir();
