@@ -612,6 +612,18 @@ mod tests {
     }
 
     #[test]
+    fn numbers_phrase_agrees_in_number() {
+        assert_eq!(numbers_phrase(&[6]), "record 6");
+        assert_eq!(numbers_phrase(&[6, 7]), "records 6 and 7");
+        assert_eq!(numbers_phrase(&[6, 7, 9]), "records 6, 7 and 9");
+        let many: Vec<u64> = (1..=12).collect();
+        assert_eq!(
+            numbers_phrase(&many),
+            "records 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more"
+        );
+    }
+
+    #[test]
     fn cell_cuts_long_values() {
         assert_eq!(cell("abcdef", 4), "abc…");
         assert_eq!(cell("abcd", 4), "abcd");
