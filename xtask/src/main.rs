@@ -144,6 +144,15 @@ fn demo(root: &Path) -> anyhow::Result<()> {
             .env("MOAT_GUEST_DIR", &guest_dir)
             .current_dir(root),
         "run the example",
+    )?;
+    // The run above is in the audit trail, in the platform data directory.
+    println!("\n$ moat audit list --limit 1\n");
+    run(
+        cargo()
+            .args(["run", "--quiet", "--package", "moat-cli", "--"])
+            .args(["audit", "list", "--limit", "1"])
+            .current_dir(root),
+        "list the example's audit record",
     )
 }
 

@@ -256,7 +256,11 @@ fn list(
     if let Some(limit) = limit
         && listing.entries.len() == limit
     {
-        eprintln!("moat: showing the first {limit} records; pass --limit 0 to see every one");
+        let shown = match limit {
+            1 => "the first record".to_owned(),
+            _ => format!("the first {limit} records"),
+        };
+        eprintln!("moat: showing {shown}; pass --limit 0 to see every one");
     }
     tampered |= listing
         .entries
