@@ -137,7 +137,7 @@ async def test_store_that_cannot_be_written_refuses_the_run(tmp_path):
     assert [event["code"]["text"] for event in executions(db)] == ["1", "2"]
 
 
-async def test_crash_leaves_a_chain_that_verifies_and_holds_every_completed_run(http_server, tmp_path):
+async def test_kill_keeps_completed_runs(http_server, tmp_path):
     db = tmp_path / "audit.db"
     server = http_server("--audit-db", str(db), "--max-concurrent", "8")
     completed = []

@@ -144,7 +144,7 @@ async def test_request_size_follows_the_file_size_limit(http_server):
             })
 
 
-async def test_request_limit_too_small_for_a_file_is_refused():
+async def test_small_request_limit_rejected():
     import subprocess
 
     from conftest import MOAT_BIN, server_env

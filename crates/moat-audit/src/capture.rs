@@ -5,11 +5,11 @@ use sha2::{Digest, Sha256};
 
 use crate::record::{Capture, Captured, TRUNCATED_CAPTURE_BYTES};
 
-/// Replaces secret values in a text, returning `None` when it holds none.
+/// Replaces secret values in a text, returning `None` when it contains none.
 /// The egress gate provides one built from the policy's secrets.
 pub type Redact<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 
-/// A redaction that finds nothing, for runs without secrets.
+/// Returns `None` for every text: the redaction of runs without secrets.
 pub fn no_secrets(_: &str) -> Option<String> {
     None
 }
@@ -98,7 +98,8 @@ mod tests {
         input.insert_str(0, secret);
         let captured = capture(input.as_bytes(), Capture::Truncated, &redact);
         let text = captured.text.expect("text kept");
-        assert!(captured.truncated && captured.redacted);
+        assert!(captured.truncated);
+        assert!(captured.redacted);
         assert!(text.starts_with("[REDACTED:key]"));
         assert_ne!(captured.sha256, sha256_hex(input.as_bytes()));
         assert!(text.len() <= TRUNCATED_CAPTURE_BYTES);
@@ -110,7 +111,8 @@ mod tests {
         let input = "x".repeat(TRUNCATED_CAPTURE_BYTES * 3);
         let captured = capture(input.as_bytes(), Capture::Full, &no_secrets);
         assert_eq!(captured.text.as_deref(), Some(input.as_str()));
-        assert!(!captured.truncated && !captured.redacted);
+        assert!(!captured.truncated);
+        assert!(!captured.redacted);
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl DirState {
         state
     }
 
-    /// Every file, hashed, as the inputs of a run.
+    /// Returns every file, hashed, as the inputs of a run.
     pub fn inputs(&self, dir: &Path) -> Vec<FileRef> {
         self.files
             .iter()
@@ -74,7 +74,7 @@ impl DirState {
             .collect()
     }
 
-    /// The files created, modified or deleted between `self` and `after`,
+    /// Returns the files created, modified or deleted between `self` and `after`,
     /// with the content hash of those that exist after.
     pub fn changes(&self, after: &DirState, dir: &Path) -> Vec<FileRef> {
         let mut changes = Vec::new();
@@ -133,7 +133,7 @@ impl GrantsState {
         }
     }
 
-    /// The changes in the grants since the scan, with guest paths.
+    /// Returns the changes in the grants since the scan, with guest paths.
     pub fn changes(&self) -> Vec<FileRef> {
         let mut changes = Vec::new();
         for (guest, host, before) in &self.grants {
@@ -147,7 +147,7 @@ impl GrantsState {
     }
 }
 
-/// A file given to a run as bytes, hashed.
+/// Returns the reference of a file given to a run as bytes, hashed.
 pub fn input_file(path: &str, bytes: &[u8]) -> FileRef {
     FileRef {
         path: path.to_owned(),

@@ -1,5 +1,5 @@
-//! What one audit record says: an execution, the start of one, or a
-//! session event, with who asked for it and under which policy.
+//! The contents of one audit record: an execution, the start of one, or a
+//! session event, with the caller and the policy in force.
 //!
 //! Records are serialized to JSON once, when they are appended; the stored
 //! bytes are what the chain hashes, so field order here is part of the
@@ -44,7 +44,7 @@ pub struct EntryBody {
 /// `prev_hash` of the first entry: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// What an entry records.
+/// The event an entry records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
@@ -63,7 +63,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The `kind` tag, as stored.
+    /// Returns the `kind` tag, as stored.
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ExecutionStarted(_) => "execution_started",
@@ -74,7 +74,7 @@ impl Event {
         }
     }
 
-    /// Who caused the event.
+    /// Returns the caller that caused the event.
     pub fn actor(&self) -> &Actor {
         match self {
             Event::ExecutionStarted(start) => &start.actor,
@@ -85,7 +85,7 @@ impl Event {
         }
     }
 
-    /// The execution the event belongs to, if any.
+    /// Returns the execution the event belongs to, if any.
     pub fn execution_id(&self) -> Option<&str> {
         match self {
             Event::ExecutionStarted(start) => Some(&start.execution_id),
@@ -94,7 +94,7 @@ impl Event {
         }
     }
 
-    /// The session the event belongs to, if any.
+    /// Returns the session the event belongs to, if any.
     pub fn session_id(&self) -> Option<&str> {
         match self {
             Event::ExecutionStarted(start) => start.session_id.as_deref(),
@@ -106,7 +106,7 @@ impl Event {
     }
 }
 
-/// How a request reached moat.
+/// The transport a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
@@ -121,7 +121,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The name as stored.
+    /// Returns the name as stored.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Cli => "cli",
@@ -141,7 +141,7 @@ pub struct Client {
     pub version: String,
 }
 
-/// Who asked for an execution or session, as far as moat knows.
+/// The caller of an execution or session, as far as moat can tell.
 ///
 /// Over HTTP, principal and tenant come from request headers that the
 /// deployment's authenticating proxy sets; moat records them as claimed by a
@@ -153,11 +153,11 @@ pub struct Actor {
     pub principal: Option<String>,
     /// The tenant, for servers shared by several customers.
     pub tenant: Option<String>,
-    /// How the request arrived.
+    /// The transport of the request.
     pub transport: Option<Transport>,
     /// The MCP client, from `initialize`.
     pub client: Option<Client>,
-    /// The model that wrote the code, when the client said.
+    /// The model that wrote the code, when the client named one.
     pub model: Option<String>,
 }
 

@@ -52,7 +52,7 @@ pub struct RunInfo {
     pub started_at: String,
 }
 
-/// How a run ended.
+/// The end of a run.
 #[derive(Debug, Clone, Copy)]
 pub enum Ended<'a> {
     /// The sandbox reported.
@@ -82,7 +82,7 @@ pub struct Finished<'a> {
     pub files_in: &'a [FileRef],
     /// Files the run changed.
     pub files_out: &'a [FileRef],
-    /// How it ended.
+    /// The end of the run.
     pub ended: Ended<'a>,
     /// The limits it had.
     pub limits: &'a Limits,
@@ -90,13 +90,13 @@ pub struct Finished<'a> {
     pub egress: &'a [EgressEvent],
 }
 
-/// A new execution id: 32 lower-case hex digits, random.
+/// Returns a new random execution id: 32 lower-case hex digits.
 pub fn new_execution_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 impl Recorder {
-    /// A recorder writing to `store` for runs under `policy`, whose text is
+    /// Creates a recorder writing to `store` for runs under `policy`, whose text is
     /// kept in the store. Values of the secrets that `gate` injects are
     /// redacted from everything recorded.
     pub fn new(
@@ -121,17 +121,17 @@ impl Recorder {
         })
     }
 
-    /// The store written to.
+    /// Returns the store written to.
     pub fn store(&self) -> &Arc<AuditStore> {
         &self.store
     }
 
-    /// The capture level in force.
+    /// Returns the capture level in force.
     pub fn capture_level(&self) -> Capture {
         self.capture
     }
 
-    /// The policy records name.
+    /// Returns the policy that records name.
     pub fn policy(&self) -> &PolicyRef {
         &self.policy
     }
@@ -179,7 +179,7 @@ impl Recorder {
             .unwrap_or_else(|| text.to_owned())
     }
 
-    /// The names a caller gave, with secret values redacted.
+    /// Returns the caller's names with secret values redacted.
     fn redact_actor(&self, actor: &Actor) -> Actor {
         let redact = |value: &Option<String>| value.as_deref().map(|text| self.redact(text));
         Actor {
@@ -194,7 +194,7 @@ impl Recorder {
         }
     }
 
-    /// File references with secret values redacted from their paths.
+    /// Returns file references with secret values redacted from their paths.
     fn redact_files(&self, files: &[FileRef]) -> Vec<FileRef> {
         files
             .iter()
@@ -315,7 +315,7 @@ impl Recorder {
     }
 }
 
-/// Which session event to record.
+/// The kind of session event to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEventKind {
     /// Created.
@@ -326,7 +326,7 @@ pub enum SessionEventKind {
     Expired,
 }
 
-/// The lower-case host of `url`, or an empty string when it has none.
+/// Returns the lower-case host of `url`, or an empty string when it has none.
 fn url_host(url: &str) -> String {
     url::Url::parse(url)
         .ok()

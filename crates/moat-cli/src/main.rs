@@ -134,7 +134,7 @@ impl EngineArgs {
         }
     }
 
-    /// The audit store's file: `--audit-db`, else `moat/audit.db` in the
+    /// Returns the audit store's file: `--audit-db`, else `moat/audit.db` in the
     /// platform data directory.
     fn audit_db_path(&self) -> anyhow::Result<PathBuf> {
         match &self.audit_db {

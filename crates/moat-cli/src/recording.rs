@@ -8,7 +8,7 @@ use moat_audit::{Actor, AuditStore, Transport};
 
 use crate::EngineArgs;
 
-/// Who a command-line run is recorded as.
+/// The caller a command-line run is recorded as.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct WhoArgs {
     /// Principal recorded in the audit trail [default: the local user name]
@@ -26,7 +26,7 @@ pub struct WhoArgs {
 }
 
 impl WhoArgs {
-    /// The actor of runs started from this command line.
+    /// Returns the actor of runs started from this command line.
     pub fn actor(&self, transport: Transport) -> Actor {
         Actor {
             principal: named(&self.principal).or_else(local_user),
@@ -38,8 +38,8 @@ impl WhoArgs {
     }
 }
 
-/// A name given on the command line, without surrounding blanks; `None`
-/// when it is empty, as an unset name.
+/// Returns a name given on the command line without surrounding blanks,
+/// or `None` when it is empty, as for an unset name.
 fn named(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
@@ -66,7 +66,7 @@ impl WhoArgs {
     }
 }
 
-/// The account running moat, as the operating system names it.
+/// Returns the account running moat, as the operating system names it.
 pub fn local_user() -> Option<String> {
     whoami::username().ok().filter(|name| !name.is_empty())
 }

@@ -158,7 +158,7 @@ only a loopback address accepts. A foreign Host or Origin header gets 403.";
 
 pub fn run(engine: &EngineArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, policy) = server_config(&args)?;
-    // The store opens before the server answers anything: no record, no run.
+    // The store opens before the server accepts a request: no record, no run.
     let recorder = moat_audit::Recorder::new(open_store(engine)?, &policy, config.network.clone())
         .context("the audit trail is unavailable, so the server did not start")?;
     let recorder = Arc::new(recorder);

@@ -123,7 +123,7 @@ impl Gate {
     }
 
     /// Replaces every secret value found in `text` with `[REDACTED:name]`;
-    /// `None` when `text` holds no secret value. The audit trail passes
+    /// `None` when `text` contains no secret value. The audit trail passes
     /// everything it stores through this.
     pub fn redact(&self, text: &str) -> Option<String> {
         let redacted = redact_text(self.config.secrets.as_slice(), text);

@@ -31,7 +31,7 @@ pub const MODEL_HEADER: &str = "x-moat-model";
 /// Keys of the request's `_meta` that may name the model, first found wins.
 pub const MODEL_META_KEYS: [&str; 2] = ["moat/model", "model"];
 
-/// Who made the request in `context`.
+/// Returns the caller of the request in `context`.
 pub fn actor(state: &ServerState, context: &RequestContext<RoleServer>) -> Actor {
     let identity = &state.config.identity;
     let parts = context.extensions.get::<axum::http::request::Parts>();
@@ -71,7 +71,7 @@ pub fn actor(state: &ServerState, context: &RequestContext<RoleServer>) -> Actor
     }
 }
 
-/// A name from a request, without control characters and cut to
+/// Returns a name from a request without control characters and cut to
 /// [`MAX_NAME_CHARS`]; `None` when nothing is left.
 fn clean(value: &str) -> Option<String> {
     let cleaned: String = value
@@ -83,7 +83,7 @@ fn clean(value: &str) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_owned())
 }
 
-/// The facts of a run known before it starts.
+/// Returns the facts of a run known before it starts.
 pub fn run_info(
     execution_id: &str,
     session_id: Option<&str>,
@@ -118,6 +118,7 @@ async fn blocking<T: Send + 'static>(
 /// Records that a run is about to start; the run must not start when this
 /// fails.
 pub async fn start(state: &ServerState, info: &RunInfo, code: &str) -> Result<(), ErrorData> {
+    let execution_id = info.execution_id.clone();
     let info = info.clone();
     let code = code.to_owned();
     blocking(&state.recorder, move |recorder| {
@@ -126,14 +127,14 @@ pub async fn start(state: &ServerState, info: &RunInfo, code: &str) -> Result<()
     .await
     .map(drop)
     .map_err(|error| {
-        tracing::error!(%error, "audit record not written; run refused");
+        tracing::error!(%error, execution = %execution_id, "failed to write the audit record, so the run was rejected");
         errors::internal(format!(
             "the audit trail cannot be written, so the code was not run: {error}"
         ))
     })
 }
 
-/// What a finished run gives the audit trail.
+/// The facts of a finished run that the audit trail records.
 pub struct RunEnd<'a> {
     pub code: &'a str,
     pub grants_before: &'a moat_audit::GrantsState,
@@ -189,7 +190,7 @@ pub async fn finish(
     })
 }
 
-/// A change as the audit trail records it, with the content hash of a file
+/// Returns a change as the audit trail records it, with the content hash of a file
 /// that still exists.
 fn file_ref(workspace: &Path, change: &FileChange) -> FileRef {
     let (name, sha256) = match change.change {

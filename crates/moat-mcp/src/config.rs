@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// Size of one request message, in bytes: an HTTP request body, or a line
 /// over stdio. A larger message is refused (HTTP 413) or, over stdio,
 /// dropped by the MCP library, as the official MCP SDKs drop input they
-/// cannot read. The default holds the code and one file of
+/// cannot read. The default fits the code and one file of
 /// [`DEFAULT_MAX_FILE_BYTES`] in base64.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
@@ -90,7 +90,7 @@ pub struct ServerConfig {
     /// Python modules the policy allows by name; `None` allows every baked
     /// module.
     pub allowed_modules: Option<Vec<String>>,
-    /// Who runs are recorded as when a request does not say.
+    /// The caller that runs are recorded as when a request names none.
     pub identity: Identity,
 }
 

@@ -438,7 +438,7 @@ async fn run_once(
     ))
 }
 
-/// What the audit trail needs of a run that has ended.
+/// The facts of an ended run that the audit trail records.
 struct RunEnd<'a> {
     state: &'a ServerState,
     info: &'a moat_audit::RunInfo,
@@ -489,7 +489,7 @@ impl RunEnd<'_> {
     }
 }
 
-/// What [`execute`] returns: the report, or the interruption that ended
+/// The result of [`execute`]: the report, or the interruption that ended
 /// the run first.
 type Executed = Result<(Option<RunReport>, Option<(Interruption, Duration)>), ErrorData>;
 
@@ -654,7 +654,7 @@ mod encode_tests {
     }
 }
 
-/// Which run a result belongs to.
+/// The ids of the run a result belongs to.
 struct Ids {
     session_id: Option<String>,
     session_restarted: bool,

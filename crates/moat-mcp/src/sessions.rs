@@ -53,7 +53,7 @@ pub struct Session {
     pub id: String,
     /// The interpreter's language.
     pub language: Language,
-    /// Who created it, for the audit records of its end.
+    /// The caller that created it, for the audit records of its end.
     pub actor: Actor,
     /// Directories preopened for the sandbox; `workspace` is `_scratch`.
     pub files: FileAccess,

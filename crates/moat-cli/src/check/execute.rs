@@ -21,12 +21,12 @@ use super::violations::find_violations;
 /// cap what a run writes, so a runaway file must not be read whole.
 const MAX_COMPARED_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// What the audit trail needs to record a check's runs.
+/// The recorder and caller of a check's runs, for the audit trail.
 #[derive(Debug)]
 pub struct CheckAudit {
     /// Writes the records.
     pub recorder: Arc<Recorder>,
-    /// Who the runs are recorded as.
+    /// The caller the runs are recorded as.
     pub actor: Actor,
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::support::{finish, json, moat, moat_python, script, tempdir};
 
-/// Every record's event, in chain order.
+/// Returns every record's event, in chain order.
 fn events(db: &Path) -> Vec<serde_json::Value> {
     let connection = rusqlite::Connection::open(db).expect("open the audit store");
     let mut statement = connection
@@ -101,7 +101,7 @@ fn run_writes_a_start_and_an_execution_record() {
 }
 
 #[test]
-fn a_limit_and_a_traceback_are_recorded() {
+fn run_records_limit_and_traceback() {
     let dir = tempdir();
     let db = dir.path().join("audit.db");
     let looping = script(dir.path(), "loop.py", "while True:\n    pass\n");
@@ -286,7 +286,7 @@ fn concurrent_runs_are_all_recorded_in_one_chain() {
 }
 
 #[test]
-fn a_store_that_cannot_be_opened_refuses_the_run() {
+fn unopenable_store_rejects_run() {
     let dir = tempdir();
     let workspace = dir.path().join("work");
     std::fs::create_dir(&workspace).expect("create the workspace");
@@ -317,7 +317,7 @@ fn a_store_that_cannot_be_opened_refuses_the_run() {
 }
 
 #[test]
-fn a_locked_store_refuses_the_run() {
+fn locked_store_rejects_run() {
     let dir = tempdir();
     let db = dir.path().join("audit.db");
     let workspace = dir.path().join("work");
