@@ -152,7 +152,12 @@ impl Recorder {
 
     /// Records how `run` ended.
     pub fn finish(&self, run: &RunInfo, finished: Finished<'_>) -> Result<Entry, AuditError> {
-        let execution = self.execution(run, finished);
+        self.append_execution(self.execution(run, finished))
+    }
+
+    /// Appends an execution record built earlier with [`Recorder::execution`],
+    /// for callers that build it outside the thread that writes it.
+    pub fn append_execution(&self, execution: Execution) -> Result<Entry, AuditError> {
         self.store.append(Event::Execution(Box::new(execution)))
     }
 

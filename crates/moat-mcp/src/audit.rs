@@ -177,9 +177,7 @@ pub async fn finish(
         },
     );
     blocking(&state.recorder, move |recorder| {
-        recorder
-            .store()
-            .append(moat_audit::Event::Execution(Box::new(execution)))
+        recorder.append_execution(execution)
     })
     .await
     .map_err(|error| {

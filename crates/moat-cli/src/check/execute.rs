@@ -249,13 +249,9 @@ async fn record_start(audit: &CheckAudit, info: &RunInfo, code: &str) -> anyhow:
 /// Writes a run's execution record on the blocking pool.
 async fn record_end(audit: &CheckAudit, record: moat_audit::Execution) -> anyhow::Result<()> {
     let recorder = Arc::clone(&audit.recorder);
-    tokio::task::spawn_blocking(move || {
-        recorder
-            .store()
-            .append(moat_audit::Event::Execution(Box::new(record)))
-    })
-    .await
-    .context("the audit writer stopped")??;
+    tokio::task::spawn_blocking(move || recorder.append_execution(record))
+        .await
+        .context("the audit writer stopped")??;
     Ok(())
 }
 
